@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Config says where the builder reads binaries and writes tarballs.
+type Config struct {
+	BinDir, Envoy, OutDir, Only string
+}
+
+// Ref is the stable reference of an image built here.
+func Ref(name string) string { return fmt.Sprintf("%s/%s:%s", Registry, name, Tag) }
+
+// TarballPath is where the tarball of image name is written.
+func TarballPath(outDir, name string) string { return filepath.Join(outDir, name+".tar") }
+
+// Build writes the tarball of s unless one built from identical inputs is
+// already there. It reports whether it wrote a new one.
+func Build(cfg Config, s Spec) (bool, error) {
+	entries, err := collect(s, cfg.BinDir, cfg.Envoy)
+	if err != nil {
+		return false, err
+	}
+	layerBytes, err := layerTar(entries)
+	if err != nil {
+		return false, fmt.Errorf("image %s: %w", s.Name, err)
+	}
+	config := imageConfig(s)
+	configJSON, err := json.Marshal(config)
+	if err != nil {
+		return false, fmt.Errorf("image %s config: %w", s.Name, err)
+	}
+	key := digest(append(append([]byte(Ref(s.Name)), configJSON...), layerBytes...))
+	out := TarballPath(cfg.OutDir, s.Name)
+	keyFile := out + ".key"
+	if old, err := os.ReadFile(keyFile); err == nil && string(old) == key {
+		if _, err := os.Stat(out); err == nil {
+			return false, nil
+		}
+	}
+	img, err := assemble(layerBytes, config)
+	if err != nil {
+		return false, fmt.Errorf("image %s: %w", s.Name, err)
+	}
+	tag, err := name.NewTag(Ref(s.Name))
+	if err != nil {
+		return false, fmt.Errorf("tag %s: %w", Ref(s.Name), err)
+	}
+	tmp := out + ".tmp"
+	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
+		return false, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return false, fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	if err := os.WriteFile(keyFile, []byte(key), 0o644); err != nil {
+		return false, fmt.Errorf("write %s: %w", keyFile, err)
+	}
+	return true, nil
+}
+
+// imageConfig is the runtime configuration of s (entrypoint, env, user).
+func imageConfig(s Spec) v1.Config {
+	return v1.Config{
+		Entrypoint: s.Entrypoint,
+		Env:        []string{"PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		User:       s.User,
+		WorkingDir: "/",
+	}
+}
+
+// assemble makes a one-layer linux/amd64 image.
+func assemble(layerBytes []byte, config v1.Config) (v1.Image, error) {
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerBytes)), nil
+	}, tarball.WithCompressionLevel(gzip.BestSpeed))
+	if err != nil {
+		return nil, fmt.Errorf("layer: %w", err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, fmt.Errorf("append layer: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Config = config
+	return mutate.ConfigFile(img, cf)
+}

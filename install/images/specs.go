@@ -1,0 +1,83 @@
+package main
+
+// Registry and Tag name every image Weft builds: weft.local/<name>:dev. Pods
+// use imagePullPolicy Never (or IfNotPresent), so the registry host is never
+// contacted; it only has to be stable between the builder and the manifests.
+const (
+	Registry = "weft.local"
+	Tag      = "dev"
+)
+
+// Spec describes one image: which of our static binaries go where, which host
+// programs come along (with the shared libraries ldd lists for them), and how
+// the container starts. It is plain data so the table below is the whole story.
+type Spec struct {
+	Name string
+	// Binaries maps a binary name in -bin-dir to its path in the image.
+	Binaries map[string]string
+	// HostFiles are copied from the build host at the same path; ELF files
+	// bring their shared libraries and dynamic loader.
+	HostFiles []string
+	// HostDirs are copied recursively (e.g. iptables extensions).
+	HostDirs []string
+	// Symlinks maps a path in the image to its target.
+	Symlinks map[string]string
+	// Envoy adds the pinned Envoy binary (from -envoy) at /usr/local/bin/envoy.
+	Envoy      bool
+	Entrypoint []string
+	User       string
+}
+
+// iptablesFiles are the host programs that iptables-based components shell
+// out to. Debian's iptables 1.8 is one multi-call binary with the nf_tables
+// backend; the nodes' kubelets use the same backend, so rules stay in one place.
+var iptablesFiles = struct {
+	files    []string
+	dirs     []string
+	symlinks map[string]string
+}{
+	files: []string{"/usr/sbin/xtables-nft-multi", "/usr/sbin/conntrack", "/usr/sbin/ipset"},
+	dirs:  []string{"/usr/lib/x86_64-linux-gnu/xtables"},
+	symlinks: map[string]string{
+		"/usr/sbin/iptables":          "xtables-nft-multi",
+		"/usr/sbin/iptables-save":     "xtables-nft-multi",
+		"/usr/sbin/iptables-restore":  "xtables-nft-multi",
+		"/usr/sbin/ip6tables":         "xtables-nft-multi",
+		"/usr/sbin/ip6tables-save":    "xtables-nft-multi",
+		"/usr/sbin/ip6tables-restore": "xtables-nft-multi",
+	},
+}
+
+// Specs is every image Weft builds, in build order.
+func Specs() []Spec {
+	return []Spec{
+		{
+			Name:       "pause",
+			Binaries:   map[string]string{"pause": "/pause"},
+			Entrypoint: []string{"/pause"},
+		},
+		{
+			Name: "cni-node",
+			Binaries: map[string]string{
+				"weft-cni-node": "/usr/local/bin/weft-cni-node",
+				"weft-bridge":   "/opt/weft/cni/bin/weft-bridge",
+			},
+			HostFiles:  iptablesFiles.files,
+			HostDirs:   iptablesFiles.dirs,
+			Symlinks:   iptablesFiles.symlinks,
+			Entrypoint: []string{"/usr/local/bin/weft-cni-node"},
+		},
+		{
+			Name:       "httpbin",
+			Binaries:   map[string]string{"httpbin": "/usr/local/bin/httpbin"},
+			Entrypoint: []string{"/usr/local/bin/httpbin"},
+			User:       "65532",
+		},
+		{
+			Name:       "curl",
+			Binaries:   map[string]string{"curl": "/usr/local/bin/curl"},
+			Entrypoint: []string{"/usr/local/bin/curl", "-sleep"},
+			User:       "65532",
+		},
+	}
+}

@@ -1,0 +1,106 @@
+// Package install renders Weft's Kubernetes manifests from one set of values
+// and applies them with server-side apply. The local cluster, `meshctl
+// install` and the e2e suite all install Weft through it.
+package install
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"text/template"
+)
+
+//go:embed manifests/*.yaml
+var manifests embed.FS
+
+// Components says which parts to install. A cluster that keeps its own CNI
+// and kube-proxy installs only the mesh.
+type Components struct {
+	CNI   bool // weft-cni-node: the pod network
+	Proxy bool // weft-proxy: Service VIPs (kube-proxy replacement)
+	DNS   bool // CoreDNS as kube-dns (local cluster only; real clusters bring theirs)
+}
+
+// CNIValues are host paths of the pod network's files.
+type CNIValues struct {
+	BinDir  string // plugin binaries
+	ConfDir string // the conflist; with PerNodeDirs, the directory holding <node>/cni/net.d
+	// IPAMDir is the data dir written into the conflist; it may contain
+	// $(NODE_NAME), which Kubernetes expands in container args.
+	IPAMDir string
+	// IPAMMount is a host directory containing IPAMDir, mounted at the same
+	// path in weft-cni-node so it can garbage-collect allocations.
+	IPAMMount string
+	// PerNodeDirs is for clusters whose nodes share one filesystem (the local
+	// cluster): each node's conf dir is <ConfDir>/<node>/cni/net.d.
+	PerNodeDirs bool
+}
+
+// Values parameterise the manifests.
+type Values struct {
+	Registry, Tag, PullPolicy string
+	ClusterCIDR, ServiceCIDR  string
+	// APIServerHost/Port, when set, point node agents straight at the API
+	// server (they start before any Service VIP works), as Cilium does.
+	APIServerHost, APIServerPort string
+	DNSServiceIP, ClusterDomain  string
+	Components                   Components
+	CNI                          CNIValues
+}
+
+// Defaults are the values for an ordinary cluster.
+func Defaults() Values {
+	return Values{
+		Registry: "weft.local", Tag: "dev", PullPolicy: "IfNotPresent",
+		ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/16",
+		DNSServiceIP: "10.96.0.10", ClusterDomain: "cluster.local",
+		Components: Components{CNI: true, Proxy: true},
+		CNI: CNIValues{BinDir: "/opt/cni/bin", ConfDir: "/etc/cni/net.d",
+			IPAMDir: "/var/lib/cni/weft", IPAMMount: "/var/lib/cni/weft"},
+	}
+}
+
+// Image is the reference of one of our images.
+func (v Values) Image(name string) string { return fmt.Sprintf("%s/%s:%s", v.Registry, name, v.Tag) }
+
+// APIServerEnv renders the env entries that bypass the kubernetes Service.
+func (v Values) APIServerEnv() string {
+	if v.APIServerHost == "" {
+		return ""
+	}
+	const indent = "\n        "
+	return indent + "- {name: KUBERNETES_SERVICE_HOST, value: \"" + v.APIServerHost + "\"}" +
+		indent + "- {name: KUBERNETES_SERVICE_PORT, value: \"" + v.APIServerPort + "\"}"
+}
+
+// Render returns the manifests as one multi-document YAML stream, files in
+// name order (namespaces first).
+func Render(v Values) ([]byte, error) {
+	names, err := fs.Glob(manifests, "manifests/*.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("list manifests: %w", err)
+	}
+	sort.Strings(names)
+	var out bytes.Buffer
+	for _, name := range names {
+		text, err := manifests.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		tmpl, err := template.New(name).Option("missingkey=error").Parse(string(text))
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", name, err)
+		}
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, v); err != nil {
+			return nil, fmt.Errorf("render %s: %w", name, err)
+		}
+		if doc := strings.TrimSpace(buf.String()); doc != "" {
+			fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", name, doc)
+		}
+	}
+	return out.Bytes(), nil
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDoSendsHeadersAndReturnsStatus(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		assert.Equal(t, "jason", r.Header.Get("End-User"))
+		assert.Equal(t, "b.example", r.Host)
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = w.Write([]byte("body"))
+	}))
+	defer srv.Close()
+	var out, verbose bytes.Buffer
+	code, err := Do(context.Background(), Request{Method: "GET", URL: srv.URL, Headers: []string{"end-user: jason", "Host: b.example"}, Timeout: time.Second, Verbose: true}, &out, &verbose)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusTeapot, code)
+	assert.Equal(t, "body", out.String())
+	assert.Contains(t, verbose.String(), "418")
+}
+
+func TestLoadSummarisesCodesAndServers(t *testing.T) {
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n++
+		w.Header().Set("X-Served-By", "pod-a")
+		if n%2 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	sum := Load(context.Background(), Request{Method: "GET", URL: srv.URL, Count: 10, Concurrency: 1, Timeout: time.Second})
+	assert.Equal(t, map[string]int{"200": 5, "503": 5}, sum.Codes)
+	assert.Equal(t, map[string]int{"pod-a": 10}, sum.ServedBy)
+}
+
+func TestLoadCountsConnectionErrors(t *testing.T) {
+	sum := Load(context.Background(), Request{Method: "GET", URL: "http://127.0.0.1:1", Count: 3, Concurrency: 2, Timeout: time.Second})
+	assert.Equal(t, 3, sum.Codes["error"])
+	assert.NotEmpty(t, sum.Errors)
+}
+
+func TestBadHeaderIsAnError(t *testing.T) {
+	_, err := Do(context.Background(), Request{Method: "GET", URL: "http://127.0.0.1:1", Headers: []string{"nocolon"}, Timeout: time.Second}, &bytes.Buffer{}, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "nocolon")
+}
