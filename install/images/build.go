@@ -18,7 +18,7 @@ import (
 
 // Config says where the builder reads binaries and writes tarballs.
 type Config struct {
-	BinDir, Envoy, OutDir, Only string
+	BinDir, ToolsDir, Envoy, OutDir, Only string
 }
 
 // Ref is the stable reference of an image built here.
@@ -30,7 +30,7 @@ func TarballPath(outDir, name string) string { return filepath.Join(outDir, name
 // Build writes the tarball of s unless one built from identical inputs is
 // already there. It reports whether it wrote a new one.
 func Build(cfg Config, s Spec) (bool, error) {
-	entries, err := collect(s, cfg.BinDir, cfg.Envoy)
+	entries, err := collect(s, cfg)
 	if err != nil {
 		return false, err
 	}

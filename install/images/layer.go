@@ -25,7 +25,7 @@ type entry struct {
 
 // collect reads every file a Spec asks for from the build host and returns the
 // layer's entries, including the shared libraries of ELF programs.
-func collect(s Spec, binDir, envoy string) ([]entry, error) {
+func collect(s Spec, cfg Config) ([]entry, error) {
 	var out []entry
 	add := func(src, dst string) error {
 		data, err := os.ReadFile(src)
@@ -36,7 +36,12 @@ func collect(s Spec, binDir, envoy string) ([]entry, error) {
 		return nil
 	}
 	for name, dst := range s.Binaries {
-		if err := add(filepath.Join(binDir, name), dst); err != nil {
+		if err := add(filepath.Join(cfg.BinDir, name), dst); err != nil {
+			return nil, err
+		}
+	}
+	for name, dst := range s.ToolBinaries {
+		if err := add(filepath.Join(cfg.ToolsDir, name), dst); err != nil {
 			return nil, err
 		}
 	}
@@ -59,10 +64,10 @@ func collect(s Spec, binDir, envoy string) ([]entry, error) {
 		}
 	}
 	if s.Envoy {
-		if err := add(envoy, "/usr/local/bin/envoy"); err != nil {
+		if err := add(cfg.Envoy, "/usr/local/bin/envoy"); err != nil {
 			return nil, err
 		}
-		elves = append(elves, envoy)
+		elves = append(elves, cfg.Envoy)
 	}
 	libs, err := sharedLibraries(elves)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 func main() {
 	cfg := Config{}
 	flag.StringVar(&cfg.BinDir, "bin-dir", ".cache/build", "directory with the static binaries")
+	flag.StringVar(&cfg.ToolsDir, "tools-dir", ".cache/bin", "directory with the cluster binaries built from tools/ (coredns)")
 	flag.StringVar(&cfg.Envoy, "envoy", ".cache/bin/envoy", "path of the pinned Envoy binary")
 	flag.StringVar(&cfg.OutDir, "out", ".cache/images", "directory for the image tarballs")
 	flag.StringVar(&cfg.Only, "only", "", "build just this image")

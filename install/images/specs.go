@@ -15,6 +15,9 @@ type Spec struct {
 	Name string
 	// Binaries maps a binary name in -bin-dir to its path in the image.
 	Binaries map[string]string
+	// ToolBinaries maps a binary name in -tools-dir (cluster binaries built
+	// from tools/) to its path in the image.
+	ToolBinaries map[string]string
 	// HostFiles are copied from the build host at the same path; ELF files
 	// bring their shared libraries and dynamic loader.
 	HostFiles []string
@@ -66,6 +69,11 @@ func Specs() []Spec {
 			HostDirs:   iptablesFiles.dirs,
 			Symlinks:   iptablesFiles.symlinks,
 			Entrypoint: []string{"/usr/local/bin/weft-cni-node"},
+		},
+		{
+			Name:         "coredns",
+			ToolBinaries: map[string]string{"coredns": "/coredns"},
+			Entrypoint:   []string{"/coredns"},
 		},
 		{
 			Name:       "httpbin",
