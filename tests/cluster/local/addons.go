@@ -45,7 +45,9 @@ func (c Config) Values() install.Values {
 	v.PullPolicy = "Never"
 	v.APIServerHost, v.APIServerPort = HostIP, strconv.Itoa(APIServerPort)
 	v.ClusterCIDR, v.ServiceCIDR, v.DNSServiceIP = ClusterCIDR, ServiceCIDR, DNSServiceIP
-	v.Components.DNS = true
+	// `up` installs the cluster's own network (pod network, Service proxy,
+	// DNS), like kind installs kindnet; the mesh is installed on top of it.
+	v.Components.DNS, v.Components.Mesh = true, false
 	nodes := filepath.Join(c.StateDir, "nodes")
 	v.CNI = install.CNIValues{
 		BinDir: c.cniBinDir(), ConfDir: nodes, PerNodeDirs: true,

@@ -46,6 +46,43 @@ func restoreSysctls(s *State) error {
 	return errors.Join(errs...)
 }
 
+// runtimePaths are host paths the kubelet and containerd write to whatever
+// their configured directories: the device-plugin socket dir, container log
+// symlinks, libcni's result cache, and containerd's shim socket dir.
+var runtimePaths = []string{"/var/lib/kubelet", "/var/log/containers", "/var/lib/cni", "/run/containerd"}
+
+// recordRuntimePaths notes which runtime paths do not exist yet, so teardown
+// removes exactly those and leaves pre-existing ones (and their other
+// contents) alone.
+func recordRuntimePaths(s *State) error {
+	for _, p := range runtimePaths {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			s.CreatedPaths = append(s.CreatedPaths, p)
+		}
+	}
+	return s.save()
+}
+
+// removeRuntimeFiles deletes the runtime paths this run created and, in
+// pre-existing ones, only entries that belong to this cluster.
+func removeRuntimeFiles(c Config, s *State) error {
+	var errs []error
+	for _, p := range s.CreatedPaths {
+		errs = append(errs, os.RemoveAll(p))
+	}
+	links, _ := filepath.Glob("/var/log/containers/*.log")
+	for _, l := range links {
+		if target, err := os.Readlink(l); err == nil && strings.HasPrefix(target, c.StateDir+"/") {
+			errs = append(errs, os.Remove(l))
+		}
+	}
+	cached, _ := filepath.Glob("/var/lib/cni/results/weft-*")
+	for _, f := range cached {
+		errs = append(errs, os.Remove(f))
+	}
+	return errors.Join(errs...)
+}
+
 // leftovers reports whether anything of a cluster exists on this machine.
 func leftovers(c Config) bool {
 	if _, err := os.Stat(c.StateDir); err == nil {
@@ -154,11 +191,7 @@ func Down(ctx context.Context, c Config, out io.Writer) error {
 		for _, n := range nodes {
 			fsErrs = append(fsErrs, removeCgroupRoot(n.Name))
 		}
-		fsErrs = append(fsErrs, restoreSysctls(s))
-		cached, _ := filepath.Glob("/var/lib/cni/results/weft-*")
-		for _, f := range cached {
-			fsErrs = append(fsErrs, os.Remove(f))
-		}
+		fsErrs = append(fsErrs, restoreSysctls(s), removeRuntimeFiles(c, s))
 		if err := errors.Join(fsErrs...); err != nil {
 			return err // keep the state so a second `down` can finish the job
 		}

@@ -109,6 +109,22 @@ func writeNodeConfig(c Config, n Node) error {
 	return nil
 }
 
+// installLoopback puts the reference loopback plugin (Debian's
+// containernetworking-plugins, installed by make deps) into the shared CNI
+// bin dir: containerd's CRI brings up every pod's lo with it, as on any node.
+func installLoopback(c Config) error {
+	data, err := os.ReadFile(referenceLoopback)
+	if err != nil {
+		return fmt.Errorf("read %s (make deps installs it): %w", referenceLoopback, err)
+	}
+	if err := os.WriteFile(filepath.Join(c.cniBinDir(), "loopback"), data, 0o755); err != nil {
+		return fmt.Errorf("install loopback plugin: %w", err)
+	}
+	return nil
+}
+
+const referenceLoopback = "/usr/lib/cni/loopback"
+
 // kubeletArgs are the flags that are not in the config file.
 func kubeletArgs(n Node) []string {
 	return []string{

@@ -14,7 +14,10 @@ type State struct {
 	Nodes     []string          `json:"nodes"`
 	Processes []Process         `json:"processes"`
 	Sysctls   map[string]string `json:"sysctls"` // original host values, restored on teardown
-	path      string
+	// CreatedPaths are host paths outside the state dir that did not exist
+	// before the run (see runtimePaths); teardown removes them.
+	CreatedPaths []string `json:"createdPaths"`
+	path         string
 }
 
 func loadState(path string) (*State, error) {

@@ -40,7 +40,7 @@ func Up(ctx context.Context, c Config, out io.Writer) error {
 	for _, n := range c.NodeList() {
 		s.Nodes = append(s.Nodes, n.Name)
 	}
-	if err := s.save(); err != nil {
+	if err := recordRuntimePaths(s); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -140,6 +140,12 @@ func prepareNodes(ctx context.Context, c Config, ca *authority, now time.Time) e
 	if err := os.WriteFile(c.resolvConf(), []byte("# weft local cluster: no upstream DNS leaves this machine\nnameserver "+HostIP+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write resolv.conf: %w", err)
 	}
+	if err := os.MkdirAll(c.cniBinDir(), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", c.cniBinDir(), err)
+	}
+	if err := installLoopback(c); err != nil {
+		return err
+	}
 	for _, n := range c.NodeList() {
 		if err := setupNodeNetwork(ctx, n); err != nil {
 			return err
@@ -188,8 +194,16 @@ func startContainerds(ctx context.Context, c Config, s *State) error {
 	})
 }
 
+// startKubelets starts the kubelets one at a time, each after the previous
+// one registered its Node: every kubelet binds the same hard-coded
+// /var/lib/kubelet/device-plugins/kubelet.sock (it ignores --root-dir), and
+// two starting at once race on it and one exits.
 func startKubelets(ctx context.Context, c Config, s *State) error {
 	if err := recordSysctls(s); err != nil {
+		return err
+	}
+	cs, err := c.Clientset()
+	if err != nil {
 		return err
 	}
 	for _, n := range c.NodeList() {
@@ -201,17 +215,14 @@ func startKubelets(ctx context.Context, c Config, s *State) error {
 		if err := s.addProcess(proc); err != nil {
 			return err
 		}
-	}
-	cs, err := c.Clientset()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	return eachNode(c, func(n Node) error {
-		proc, _ := s.process("kubelet/" + n.Name)
-		return exitOrReady(ctx, proc, func(ctx context.Context) error {
+		waitCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err = exitOrReady(waitCtx, proc, func(ctx context.Context) error {
 			return waitNodeRegistered(ctx, cs, n.Name)
 		})
-	})
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/weftmesh/weft/cni-plugin/internal/nstest"
+)
+
+// subject is one plugin under test with its own node and pod namespaces.
+type subject struct {
+	name, plugin, cniPath string
+	conf                  []byte
+	node, pod             *nstest.NS
+	add, del, both        []time.Duration
+}
+
+func newSubject(name, plugin, cniPath, conf string) (s *subject, err error) {
+	if _, err := os.Stat(plugin); err != nil {
+		return nil, fmt.Errorf("%s plugin: %w", name, err)
+	}
+	s = &subject{name: name, plugin: plugin, cniPath: cniPath, conf: []byte(conf)}
+	if s.node, err = nstest.New("benchnode"); err != nil {
+		return nil, err
+	}
+	if s.pod, err = nstest.New("benchpod"); err != nil {
+		return nil, errors.Join(err, s.node.Delete())
+	}
+	return s, nil
+}
+
+func (s *subject) close() error { return errors.Join(s.pod.Delete(), s.node.Delete()) }
+
+// exec runs the plugin from a thread inside the node namespace, so the
+// child process starts there, as it would under a runtime on that node.
+func (s *subject) exec(ctx context.Context, command, containerID string) ([]byte, time.Duration, error) {
+	env := append(os.Environ(),
+		"CNI_COMMAND="+command, "CNI_CONTAINERID="+containerID, "CNI_NETNS="+s.pod.Path(),
+		"CNI_IFNAME=eth0", "CNI_PATH="+s.cniPath)
+	var stderr bytes.Buffer
+	var out []byte
+	var took time.Duration
+	err := s.node.Do(func(ns.NetNS) (err error) {
+		start := time.Now()
+		out, err = (&invoke.RawExec{Stderr: &stderr}).ExecPlugin(ctx, s.plugin, s.conf, env)
+		took = time.Since(start)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s %s %s: %w (stderr: %s)", s.name, command, containerID, err, strings.TrimSpace(stderr.String()))
+	}
+	return out, took, nil
+}
+
+// round does one ADD and one DEL; record says whether to keep the timings.
+func (s *subject) round(ctx context.Context, containerID string, record bool) error {
+	out, add, err := s.exec(ctx, "ADD", containerID)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		IPs []struct{ Address string } `json:"ips"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res.IPs) != 1 {
+		return fmt.Errorf("%s ADD %s: unexpected result %q", s.name, containerID, out)
+	}
+	_, del, err := s.exec(ctx, "DEL", containerID)
+	if err != nil {
+		return err
+	}
+	if record {
+		s.add, s.del, s.both = append(s.add, add), append(s.del, del), append(s.both, add+del)
+	}
+	return nil
+}
+
+// verifyClean checks that every round released its address and veth.
+func (s *subject) verifyClean() error {
+	out, err := s.node.Run("ip", "-o", "link", "show", "master", "weft0")
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(out) != "" {
+		return fmt.Errorf("%s left ports on the bridge: %s", s.name, out)
+	}
+	var conf struct {
+		DataDir string `json:"dataDir"`
+		IPAM    struct {
+			DataDir string `json:"dataDir"`
+		} `json:"ipam"`
+	}
+	if err := json.Unmarshal(s.conf, &conf); err != nil {
+		return fmt.Errorf("decode %s config: %w", s.name, err)
+	}
+	dir := filepath.Join(cmp.Or(conf.DataDir, conf.IPAM.DataDir), "bench")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("%s data dir: %w", s.name, err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "10.") { // host-local keeps one file per address
+			return fmt.Errorf("%s leaked address %s", s.name, e.Name())
+		}
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "state.json")); err == nil && !bytes.Contains(data, []byte(`"allocations":{}`)) {
+		return fmt.Errorf("%s leaked addresses: %s", s.name, data)
+	}
+	return nil
+}
