@@ -1,0 +1,174 @@
+package agent
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+)
+
+// Agent obtains and rotates the pod's SVID and serves it over SDS and the
+// Workload API. Later parts of weft-agent (Envoy bootstrap, Envoy process
+// supervision, readiness) build on Ready and Current.
+type Agent struct {
+	cfg       Config
+	store     *svidStore
+	metrics   *metrics
+	listening chan struct{}
+}
+
+// New validates cfg and fills defaults.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	store := newSVIDStore()
+	m, err := newMetrics(cfg.MeterProvider, store)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, store: store, metrics: m, listening: make(chan struct{})}, nil
+}
+
+// Listening is closed once both sockets accept connections.
+func (a *Agent) Listening() <-chan struct{} { return a.listening }
+
+// Ready is closed once the first SVID is served over SDS.
+func (a *Agent) Ready() <-chan struct{} { return a.store.ready }
+
+// Current is the SVID being served, nil before Ready.
+func (a *Agent) Current() *SVID {
+	s, _ := a.store.get()
+	return s
+}
+
+// SocketPath is the path of one of the agent's sockets (SDSSocket or
+// WorkloadSocket), for Envoy's bootstrap.
+func (a *Agent) SocketPath(name string) string { return filepath.Join(a.cfg.SocketDir, name) }
+
+// Run serves the sockets first (Envoy may connect before the SVID exists;
+// SDS answers as soon as it does), then fetches and rotates the SVID until
+// ctx is done. Nothing is persisted: a restarted agent fetches a new SVID.
+// Run may be called once per Agent.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := os.MkdirAll(a.cfg.SocketDir, 0o755); err != nil {
+		return fmt.Errorf("create socket dir: %w", err)
+	}
+	// Envoy runs as the agent's UID/GID (1337); applications in the pod may
+	// run as any user and are meant to reach the Workload API.
+	sdsLis, err := listenUnix(a.SocketPath(SDSSocket), 0o660)
+	if err != nil {
+		return err
+	}
+	wlLis, err := listenUnix(a.SocketPath(WorkloadSocket), 0o666)
+	if err != nil {
+		return errors.Join(err, sdsLis.Close())
+	}
+	close(a.listening)
+	sds, sdsServer := newSDS(ctx)
+	wlServer := newWorkloadServer(a.store)
+	errc := make(chan error, 3)
+	go func() { errc <- serveUntil(sdsServer, sdsLis, "sds") }()
+	go func() { errc <- serveUntil(wlServer, wlLis, "workload api") }()
+	go func() { errc <- a.rotate(ctx, sds) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	// Envoy and applications hold streams open forever: stop, don't drain.
+	sdsServer.Stop()
+	wlServer.Stop()
+	return runErr
+}
+
+// rotate fetches the SVID, publishes it, sleeps until renewal and repeats;
+// failures are retried with exponential backoff and jitter.
+func (a *Agent) rotate(ctx context.Context, sds *sds) error {
+	log := logr.FromContextOrDiscard(ctx).WithName("agent")
+	attempt := 0
+	for {
+		cur, _ := a.store.get()
+		svid, err := fetchSVID(ctx, &a.cfg, bundleOf(cur))
+		a.metrics.fetched(ctx, err)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			wait := backoff(attempt, a.cfg.MinBackoff, a.cfg.MaxBackoff, a.cfg.Rand)
+			attempt++
+			log.Error(err, "fetch SVID", "attempt", attempt, "retryIn", wait.String())
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			continue
+		}
+		attempt = 0
+		if err := sds.update(ctx, svid); err != nil {
+			return err
+		}
+		a.store.set(svid)
+		next := renewAt(svid, a.cfg.RenewFraction, a.cfg.Jitter, a.cfg.Rand)
+		log.Info("SVID ready", "id", svid.ID.String(), "serial", svid.Leaf().SerialNumber.Text(16),
+			"notAfter", svid.Leaf().NotAfter, "renewAt", next, "roots", len(svid.Bundle))
+		// Never renew in a tight loop, even if the CA capped the lifetime to
+		// almost nothing (its own certificate about to expire).
+		if !sleep(ctx, max(next.Sub(a.cfg.Clock()), a.cfg.MinBackoff)) {
+			return nil
+		}
+	}
+}
+
+func bundleOf(s *SVID) []*x509.Certificate {
+	if s == nil {
+		return nil
+	}
+	return s.Bundle
+}
+
+// sleep waits d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// listenUnix replaces a stale socket left by a previous agent and sets its
+// permissions.
+func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return nil, errors.Join(fmt.Errorf("chmod %s: %w", path, err), lis.Close())
+	}
+	return lis, nil
+}
+
+func serveUntil(g *grpc.Server, lis net.Listener, what string) error {
+	if err := g.Serve(lis); err != nil {
+		return fmt.Errorf("serve %s: %w", what, err)
+	}
+	return nil
+}
