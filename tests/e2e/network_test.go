@@ -17,27 +17,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// daemonSet runs one pod of image per node (tolerating nothing special).
-func daemonSet(name, image string, hostNetwork bool, cmd ...string) *appsv1.DaemonSet {
+// daemonSet runs one pod of spec per node, labelled app=name.
+func daemonSet(name string, hostNetwork bool, spec corev1.PodSpec) *appsv1.DaemonSet {
 	labels := map[string]string{"app": name}
+	spec.HostNetwork = hostNetwork
 	return &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					HostNetwork:                   hostNetwork,
-					TerminationGracePeriodSeconds: new(int64),
-					Containers: []corev1.Container{{
-						Name: "main", Image: image, ImagePullPolicy: corev1.PullIfNotPresent, Command: cmd,
-						Env: []corev1.EnvVar{
-							{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-							{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
-						},
-					}},
-				},
-			},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},
 		},
 	}
 }
@@ -51,7 +39,7 @@ type echoReply struct {
 
 // get runs the curl sample in pod and decodes httpbin's echo.
 func get(ctx context.Context, pod corev1.Pod, url string) (echoReply, error) {
-	out, _, err := cluster.Exec(ctx, pod.Namespace, pod.Name, pod.Spec.Containers[0].Name, "curl", "-timeout", "5s", url)
+	out, _, err := cluster.Exec(ctx, pod.Namespace, pod.Name, "curl", "curl", "-timeout", "5s", url)
 	if err != nil {
 		return echoReply{}, err
 	}
@@ -74,14 +62,10 @@ func TestPodNetwork(t *testing.T) {
 	n := len(nodes.Items)
 	require.GreaterOrEqual(t, n, 2, "the pod network test needs at least two nodes")
 
-	for _, ds := range []*appsv1.DaemonSet{
-		daemonSet("server", "weft.local/httpbin:dev", false),
-		daemonSet("client", "weft.local/curl:dev", false, "curl", "-sleep"),
-		daemonSet("hostclient", "weft.local/curl:dev", true, "curl", "-sleep"),
-	} {
-		_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{})
-		require.NoError(t, err)
-	}
+	createAll(t, ns,
+		daemonSet("server", false, podSpec(httpbinContainer())),
+		daemonSet("client", false, podSpec(curlContainer())),
+		daemonSet("hostclient", true, podSpec(curlContainer())))
 	servers, err := cluster.WaitPodsReady(ctx, ns, "app=server", n, 2*time.Minute)
 	require.NoError(t, err)
 	clients, err := cluster.WaitPodsReady(ctx, ns, "app=client", n, 2*time.Minute)
@@ -121,7 +105,7 @@ func TestPodNetwork(t *testing.T) {
 			for _, node := range nodes.Items {
 				ip := internalIP(node)
 				// Any HTTP answer from the kubelet (401 without credentials) proves reachability.
-				_, _, err := cluster.Exec(ctx, ns, c.Name, "main", "curl", "-k", "-timeout", "5s", fmt.Sprintf("https://%s:10250/healthz", ip))
+				_, _, err := cluster.Exec(ctx, ns, c.Name, "curl", "curl", "-k", "-timeout", "5s", fmt.Sprintf("https://%s:10250/healthz", ip))
 				assert.NoError(t, err, "%s (%s) → node %s", c.Name, c.Spec.NodeName, node.Name)
 			}
 		}

@@ -25,7 +25,7 @@ import (
 // Cluster holds the clients of the cluster under test.
 type Cluster struct {
 	Config *rest.Config
-	Client kubernetes.Interface
+	Client *kubernetes.Clientset
 }
 
 // Load builds clients from a kubeconfig file.

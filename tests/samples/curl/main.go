@@ -25,6 +25,8 @@ func main() {
 	var req Request
 	var hdrs headers
 	sleep := flag.Bool("sleep", false, "block until terminated (the container's main process)")
+	udp := flag.Bool("udp", false, "send one UDP datagram to host:port and print the reply")
+	localPort := flag.Int("local-port", 0, "UDP source port (0: any)")
 	flag.StringVar(&req.Method, "X", "GET", "request method")
 	flag.Var(&hdrs, "H", "header 'Name: value' (repeatable)")
 	flag.StringVar(&req.Body, "d", "", "request body")
@@ -42,8 +44,15 @@ func main() {
 		return
 	}
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: curl [flags] URL  (or curl -sleep)")
+		fmt.Fprintln(os.Stderr, "usage: curl [flags] URL  (or curl -udp host:port, or curl -sleep)")
 		os.Exit(2)
+	}
+	if *udp {
+		if err := UDP(ctx, flag.Arg(0), *localPort, req.Timeout, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "curl:", err)
+			os.Exit(7)
+		}
+		return
 	}
 	req.URL, req.Headers = flag.Arg(0), hdrs
 	os.Exit(run(ctx, req, os.Stdout, os.Stderr))

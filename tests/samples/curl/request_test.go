@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -52,4 +53,28 @@ func TestLoadCountsConnectionErrors(t *testing.T) {
 func TestBadHeaderIsAnError(t *testing.T) {
 	_, err := Do(context.Background(), Request{Method: "GET", URL: "http://127.0.0.1:1", Headers: []string{"nocolon"}, Timeout: time.Second}, &bytes.Buffer{}, &bytes.Buffer{})
 	assert.ErrorContains(t, err, "nocolon")
+}
+
+func TestUDPRoundTrip(t *testing.T) {
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer conn.Close()
+	go func() {
+		buf := make([]byte, 64)
+		n, from, err := conn.ReadFrom(buf)
+		if err == nil {
+			_, _ = conn.WriteTo(append([]byte("pong:"), buf[:n]...), from)
+		}
+	}()
+	var out bytes.Buffer
+	require.NoError(t, UDP(context.Background(), conn.LocalAddr().String(), 0, time.Second, &out))
+	assert.Equal(t, "pong:ping", out.String())
+}
+
+func TestUDPNoReplyIsAnError(t *testing.T) {
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer conn.Close()
+	err = UDP(context.Background(), conn.LocalAddr().String(), 0, 100*time.Millisecond, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "no reply")
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -56,4 +59,37 @@ func TestEchoCarriesIdentityAndHeaders(t *testing.T) {
 	assert.Equal(t, "POST", got.Method)
 	assert.Equal(t, "/anything/x", got.Path)
 	assert.Equal(t, []string{"By=spiffe://cluster.local/ns/a/sa/b"}, got.Headers["X-Forwarded-Client-Cert"])
+}
+
+func TestUDPEcho(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	probe, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := probe.LocalAddr().String()
+	probe.Close()
+	done := make(chan error, 1)
+	go func() { done <- serveUDP(ctx, addr, Identity{Hostname: "pod-u"}) }()
+	var reply []byte
+	require.Eventually(t, func() bool {
+		conn, err := net.Dial("udp", addr)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := conn.Write([]byte("hi")); err != nil {
+			return false
+		}
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		reply = buf[:n]
+		return err == nil
+	}, 2*time.Second, 20*time.Millisecond)
+	var got struct{ Hostname, Message string }
+	require.NoError(t, json.Unmarshal(reply, &got))
+	assert.Equal(t, "pod-u", got.Hostname)
+	assert.Equal(t, "hi", got.Message)
+	cancel()
+	require.NoError(t, <-done)
 }
