@@ -16,8 +16,8 @@ import (
 )
 
 // Agent obtains and rotates the pod's SVID and serves it over SDS and the
-// Workload API. Later parts of weft-agent (Envoy bootstrap, Envoy process
-// supervision, readiness) build on Ready and Current.
+// Workload API. Sidecar builds the rest of weft-agent on it: Envoy is
+// started once Ready is closed, and readiness requires it.
 type Agent struct {
 	cfg       Config
 	store     *svidStore
@@ -50,10 +50,6 @@ func (a *Agent) Current() *SVID {
 	return s
 }
 
-// SocketPath is the path of one of the agent's sockets (SDSSocket or
-// WorkloadSocket), for Envoy's bootstrap.
-func (a *Agent) SocketPath(name string) string { return filepath.Join(a.cfg.SocketDir, name) }
-
 // Run serves the sockets first (Envoy may connect before the SVID exists;
 // SDS answers as soon as it does), then fetches and rotates the SVID until
 // ctx is done. Nothing is persisted: a restarted agent fetches a new SVID.
@@ -61,16 +57,13 @@ func (a *Agent) SocketPath(name string) string { return filepath.Join(a.cfg.Sock
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := os.MkdirAll(a.cfg.SocketDir, 0o755); err != nil {
-		return fmt.Errorf("create socket dir: %w", err)
-	}
 	// Envoy runs as the agent's UID/GID (1337); applications in the pod may
 	// run as any user and are meant to reach the Workload API.
-	sdsLis, err := listenUnix(a.SocketPath(SDSSocket), 0o660)
+	sdsLis, err := listenUnix(a.cfg.SDSSocket, 0o660)
 	if err != nil {
 		return err
 	}
-	wlLis, err := listenUnix(a.SocketPath(WorkloadSocket), 0o666)
+	wlLis, err := listenUnix(a.cfg.WorkloadSocket, 0o666)
 	if err != nil {
 		return errors.Join(err, sdsLis.Close())
 	}
@@ -153,6 +146,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // listenUnix replaces a stale socket left by a previous agent and sets its
 // permissions.
 func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	// The directories are emptyDirs in a pod; tests and local runs may
+	// need them created.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket dir for %s: %w", path, err)
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 	}

@@ -28,7 +28,7 @@ func TestSDSServesSVIDAndRotatesBeforeExpiry(t *testing.T) {
 	cfg.CertTTL = 4 * time.Second
 	a, _ := runAgent(t, cfg)
 
-	sds := dialSDS(t, a.SocketPath(SDSSocket), SecretDefault, SecretRootCA)
+	sds := dialSDS(t, a.cfg.SDSSocket, SecretDefault, SecretRootCA)
 	first := sds.next(t)
 	require.Contains(t, first, SecretDefault)
 	require.Contains(t, first, SecretRootCA)
@@ -55,8 +55,8 @@ func TestEnvoyStyleStreamPerSecret(t *testing.T) {
 	c := startCA(t)
 	a, _ := runAgent(t, c.agentConfig(t, shortDir(t)))
 	// Envoy opens one subscription per secret, possibly before the SVID exists.
-	def := dialSDS(t, a.SocketPath(SDSSocket), SecretDefault)
-	root := dialSDS(t, a.SocketPath(SDSSocket), SecretRootCA)
+	def := dialSDS(t, a.cfg.SDSSocket, SecretDefault)
+	root := dialSDS(t, a.cfg.SDSSocket, SecretRootCA)
 	assert.Contains(t, def.next(t), SecretDefault)
 	assert.Contains(t, root.next(t), SecretRootCA)
 }
@@ -65,11 +65,11 @@ func TestRestartFetchesAgain(t *testing.T) {
 	c := startCA(t)
 	dir := shortDir(t)
 	a1, stop := runAgent(t, c.agentConfig(t, dir))
-	serial1 := leafOf(t, dialSDS(t, a1.SocketPath(SDSSocket), SecretDefault).next(t)[SecretDefault]).SerialNumber
+	serial1 := leafOf(t, dialSDS(t, a1.cfg.SDSSocket, SecretDefault).next(t)[SecretDefault]).SerialNumber
 	stop()
 
 	a2, _ := runAgent(t, c.agentConfig(t, dir))
-	got := dialSDS(t, a2.SocketPath(SDSSocket), SecretDefault).next(t)
+	got := dialSDS(t, a2.cfg.SDSSocket, SecretDefault).next(t)
 	serial2 := leafOf(t, got[SecretDefault]).SerialNumber
 	assert.NotEqual(t, serial1, serial2, "a restarted agent holds no state: new key, new SVID")
 }
@@ -110,7 +110,7 @@ func TestWorkloadAPIClientGetsSVID(t *testing.T) {
 	a, _ := runAgent(t, c.agentConfig(t, shortDir(t)))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	addr := workloadapi.WithAddr("unix://" + a.SocketPath(WorkloadSocket))
+	addr := workloadapi.WithAddr("unix://" + a.cfg.WorkloadSocket)
 
 	svid, err := workloadapi.FetchX509SVID(ctx, addr)
 	require.NoError(t, err)
@@ -133,7 +133,7 @@ func TestWorkloadAPIClientGetsSVID(t *testing.T) {
 func TestWorkloadAPIRequiresSecurityHeader(t *testing.T) {
 	c := startCA(t)
 	a, _ := runAgent(t, c.agentConfig(t, shortDir(t)))
-	conn, err := grpc.NewClient("unix://"+a.SocketPath(WorkloadSocket), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+a.cfg.WorkloadSocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, conn.Close()) }()
 	stream, err := workload.NewSpiffeWorkloadAPIClient(conn).FetchX509SVID(context.Background(), &workload.X509SVIDRequest{})

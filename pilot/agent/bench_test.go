@@ -21,7 +21,7 @@ func BenchmarkStartToSDSReady(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		cfg.SocketDir = shortDir(b)
+		cfg.SDSSocket, cfg.WorkloadSocket = socketPaths(shortDir(b))
 		a, err := New(cfg)
 		require.NoError(b, err)
 		ctx, cancel := context.WithCancel(context.Background())

@@ -5,14 +5,19 @@
 //
 //   - to Envoy over Envoy's Secret Discovery Service
 //     (https://www.envoyproxy.io/docs/envoy/latest/configuration/security/secret)
-//     on the Unix socket <socket-dir>/sds.sock, as the secrets "default"
-//     (certificate chain and key) and "ROOTCA" (trust bundle);
+//     on the Unix socket /var/run/weft/proxy/sds.sock, as the secrets
+//     "default" (certificate chain and key) and "ROOTCA" (trust bundle);
 //   - to applications over the SPIFFE Workload API
 //     (https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE_Workload_API.md)
-//     on <socket-dir>/workload.sock.
+//     on /var/run/weft/workload/socket.
 //
 // The key never leaves the pod: it is not written to disk and is only sent
 // over these two local sockets.
+//
+// The package also runs the rest of the sidecar (see Sidecar): it writes
+// Envoy's bootstrap (bootstrap.go), supervises the Envoy process
+// (envoy.go), and serves readiness, the kubelet's rewritten app probes and
+// metrics on :15020 (status.go).
 package agent
 
 import (
@@ -26,17 +31,17 @@ import (
 	"google.golang.org/grpc"
 )
 
-// Fixed names: Envoy's bootstrap points its SDS cluster at SDSSocket and
-// references the two secrets by these names.
+// Fixed names: Envoy's bootstrap points its SDS cluster at the SDS socket
+// and references the two secrets by these names. The paths are where the
+// injector mounts the volumes (injector/sidecar.go).
 const (
-	DefaultCAAddress  = "weft-pilot.weft-system.svc:15012"
-	DefaultCARootFile = "/var/run/weft/root-cert/root-cert.pem"
-	DefaultTokenFile  = "/var/run/secrets/tokens/weft-token"
-	DefaultSocketDir  = "/var/run/weft"
-	SDSSocket         = "sds.sock"
-	WorkloadSocket    = "workload.sock"
-	SecretDefault     = "default"
-	SecretRootCA      = "ROOTCA"
+	DefaultCAAddress      = "weft-pilot.weft-system.svc:15012"
+	DefaultCARootFile     = "/var/run/weft/root-cert/root-cert.pem"
+	DefaultTokenFile      = "/var/run/secrets/tokens/weft-token"
+	DefaultSDSSocket      = "/var/run/weft/proxy/sds.sock"
+	DefaultWorkloadSocket = "/var/run/weft/workload/socket"
+	SecretDefault         = "default"
+	SecretRootCA          = "ROOTCA"
 )
 
 // Config configures an Agent. Zero values get the defaults above.
@@ -50,8 +55,12 @@ type Config struct {
 	// TokenFile is the projected ServiceAccount token (audience weft-ca),
 	// re-read for every request because the kubelet rotates it.
 	TokenFile string
-	// SocketDir holds sds.sock and workload.sock.
-	SocketDir string
+	// SDSSocket is the Unix socket Envoy's SDS cluster connects to (a
+	// memory-backed emptyDir shared with nobody but Envoy).
+	SDSSocket string
+	// WorkloadSocket is the SPIFFE Workload API socket, in an emptyDir the
+	// app containers mount read-only.
+	WorkloadSocket string
 	// TrustDomain the agent expects its SVID in.
 	TrustDomain spiffeid.TrustDomain
 	// CertTTL is the lifetime requested for the SVID (the CA may cap it).
@@ -88,8 +97,11 @@ func (c *Config) setDefaults() error {
 	if c.TokenFile == "" {
 		c.TokenFile = DefaultTokenFile
 	}
-	if c.SocketDir == "" {
-		c.SocketDir = DefaultSocketDir
+	if c.SDSSocket == "" {
+		c.SDSSocket = DefaultSDSSocket
+	}
+	if c.WorkloadSocket == "" {
+		c.WorkloadSocket = DefaultWorkloadSocket
 	}
 	if c.TrustDomain.IsZero() {
 		c.TrustDomain = spiffeid.RequireTrustDomainFromString("cluster.local")

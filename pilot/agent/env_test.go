@@ -99,11 +99,20 @@ func (c *testCA) agentConfig(t testing.TB, socketDir string) Config {
 	t.Helper()
 	tok := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(tok, []byte(fakeJWT("default", "sa-a")+"\n"), 0o600))
-	return Config{
+	cfg := Config{
 		CAAddress: c.addr, CAServerName: "weft-pilot.weft-system.svc", CARootFile: c.rootFile,
-		TokenFile: tok, SocketDir: socketDir, TrustDomain: td,
+		TokenFile: tok, TrustDomain: td,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 	}
+	if socketDir != "" {
+		cfg.SDSSocket, cfg.WorkloadSocket = socketPaths(socketDir)
+	}
+	return cfg
+}
+
+// socketPaths are the SDS and Workload API sockets in dir.
+func socketPaths(dir string) (sds, workload string) {
+	return filepath.Join(dir, "sds.sock"), filepath.Join(dir, "workload.sock")
 }
 
 // shortDir is a socket directory whose paths stay under the 108-byte
@@ -196,7 +205,7 @@ func leafOf(t testing.TB, s *tlsv3.Secret) *x509.Certificate {
 func dialSDSWhenUp(t testing.TB, a *Agent) *sdsClient {
 	t.Helper()
 	waitListening(t, a)
-	return dialSDS(t, a.SocketPath(SDSSocket), SecretDefault)
+	return dialSDS(t, a.cfg.SDSSocket, SecretDefault)
 }
 
 // peerCert is an SVID for default/peer from c, as another workload has.

@@ -102,7 +102,7 @@ func TestEnvoyLoadsAndRotatesSVIDOverSDS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs bytes.Buffer
 	cmd := exec.CommandContext(ctx, envoy, "--config-yaml",
-		fmt.Sprintf(envoyBootstrap, adminPort, a.SocketPath(SDSSocket), port),
+		fmt.Sprintf(envoyBootstrap, adminPort, a.cfg.SDSSocket, port),
 		"--base-id", strconv.Itoa(port), "-l", "warning", "--concurrency", "1")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())

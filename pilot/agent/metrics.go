@@ -47,3 +47,8 @@ func (m *metrics) fetched(ctx context.Context, err error) {
 	}
 	m.fetches.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
 }
+
+// exitAttrs labels weft_agent_envoy_restarts_total by Envoy's exit code.
+func exitAttrs(code int) attribute.Set {
+	return attribute.NewSet(attribute.Int("exit_code", code))
+}
