@@ -25,7 +25,7 @@ K8S_LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitVersion=$(K8S_VERSION)
 
 # Weft's own binaries, built static for the images.
-WEFT_CMDS := ./cni-plugin/cmd/weft-bridge ./cni-plugin/cmd/weft-cni-node \
+WEFT_CMDS := ./cni-plugin/cmd/weft-bridge ./cni-plugin/cmd/weft-redirect ./cni-plugin/cmd/weft-cni-node \
 	./pilot/cmd/pilot ./pilot/cmd/agent ./injector/cmd/injector \
 	./install/images/pause ./tests/samples/httpbin ./tests/samples/curl
 CLUSTER := $(BUILD)/cluster

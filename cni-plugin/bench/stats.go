@@ -42,10 +42,17 @@ func printTable(w io.Writer, subjects []*subject) {
 		}
 	}
 	tw.Flush() //nolint:errcheck // stdout
-	if len(subjects) == 2 {
+	// Ratios: weft-bridge (subjects[0]) against the reference plugins, and
+	// every further subject (weft-bridge+weft-redirect) against weft-bridge.
+	for i := 1; i < len(subjects); i++ {
+		a, b := 0, i
+		if i > 1 {
+			a, b = i, 0
+		}
 		for _, op := range []string{"ADD", "DEL", "ADD+DEL"} {
 			m := means[op]
-			fmt.Fprintf(w, "%s: %s mean is %.2fx %s's\n", op, subjects[0].name, float64(m[0])/float64(m[1]), subjects[1].name)
+			fmt.Fprintf(w, "%s: %s mean is %.2fx %s's (%+.2fms)\n", op, subjects[a].name,
+				float64(m[a])/float64(m[b]), subjects[b].name, float64(m[a]-m[b])/float64(time.Millisecond))
 		}
 	}
 }

@@ -18,19 +18,34 @@ import (
 	"github.com/weftmesh/weft/cni-plugin/internal/nstest"
 )
 
-// subject is one plugin under test with its own node and pod namespaces.
-type subject struct {
-	name, plugin, cniPath string
-	conf                  []byte
-	node, pod             *nstest.NS
-	add, del, both        []time.Duration
+// stage is one plugin of a subject's chain with its configuration.
+type stage struct {
+	plugin string
+	conf   []byte
 }
 
-func newSubject(name, plugin, cniPath, conf string) (s *subject, err error) {
-	if _, err := os.Stat(plugin); err != nil {
-		return nil, fmt.Errorf("%s plugin: %w", name, err)
+// subject is one plugin chain under test with its own node and pod
+// namespaces. Chained stages get the previous stage's result as
+// prevResult, as a runtime does with a conflist.
+type subject struct {
+	name, cniPath string
+	stages        []stage
+	args          string // CNI_ARGS
+	// reset, if set, runs untimed after every round; stop, if set, when
+	// the subject is closed.
+	reset          func(*subject) error
+	stop           func()
+	node, pod      *nstest.NS
+	add, del, both []time.Duration
+}
+
+func newSubject(name, cniPath string, stages ...stage) (s *subject, err error) {
+	for _, st := range stages {
+		if _, err := os.Stat(st.plugin); err != nil {
+			return nil, fmt.Errorf("%s plugin: %w", name, err)
+		}
 	}
-	s = &subject{name: name, plugin: plugin, cniPath: cniPath, conf: []byte(conf)}
+	s = &subject{name: name, cniPath: cniPath, stages: stages}
 	if s.node, err = nstest.New("benchnode"); err != nil {
 		return nil, err
 	}
@@ -40,20 +55,25 @@ func newSubject(name, plugin, cniPath, conf string) (s *subject, err error) {
 	return s, nil
 }
 
-func (s *subject) close() error { return errors.Join(s.pod.Delete(), s.node.Delete()) }
+func (s *subject) close() error {
+	if s.stop != nil {
+		s.stop()
+	}
+	return errors.Join(s.pod.Delete(), s.node.Delete())
+}
 
-// exec runs the plugin from a thread inside the node namespace, so the
+// exec runs one plugin from a thread inside the node namespace, so the
 // child process starts there, as it would under a runtime on that node.
-func (s *subject) exec(ctx context.Context, command, containerID string) ([]byte, time.Duration, error) {
+func (s *subject) exec(ctx context.Context, st stage, command, containerID string) ([]byte, time.Duration, error) {
 	env := append(os.Environ(),
 		"CNI_COMMAND="+command, "CNI_CONTAINERID="+containerID, "CNI_NETNS="+s.pod.Path(),
-		"CNI_IFNAME=eth0", "CNI_PATH="+s.cniPath)
+		"CNI_IFNAME=eth0", "CNI_PATH="+s.cniPath, "CNI_ARGS="+s.args)
 	var stderr bytes.Buffer
 	var out []byte
 	var took time.Duration
 	err := s.node.Do(func(ns.NetNS) (err error) {
 		start := time.Now()
-		out, err = (&invoke.RawExec{Stderr: &stderr}).ExecPlugin(ctx, s.plugin, s.conf, env)
+		out, err = (&invoke.RawExec{Stderr: &stderr}).ExecPlugin(ctx, st.plugin, st.conf, env)
 		took = time.Since(start)
 		return err
 	})
@@ -63,11 +83,35 @@ func (s *subject) exec(ctx context.Context, command, containerID string) ([]byte
 	return out, took, nil
 }
 
-// round does one ADD and one DEL; record says whether to keep the timings.
+// withPrevResult adds prevResult to a plugin configuration.
+func withPrevResult(conf, prev []byte) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(conf, &m); err != nil {
+		return nil, fmt.Errorf("decode config: %w", err)
+	}
+	m["prevResult"] = prev
+	return json.Marshal(m)
+}
+
+// round does one ADD and one DEL of the whole chain (DEL in reverse
+// order); record says whether to keep the timings, summed over stages.
 func (s *subject) round(ctx context.Context, containerID string, record bool) error {
-	out, add, err := s.exec(ctx, "ADD", containerID)
-	if err != nil {
-		return err
+	var add, del time.Duration
+	var out []byte
+	for i, st := range s.stages {
+		if i > 0 {
+			conf, err := withPrevResult(st.conf, out)
+			if err != nil {
+				return err
+			}
+			st.conf = conf
+		}
+		var took time.Duration
+		var err error
+		if out, took, err = s.exec(ctx, st, "ADD", containerID); err != nil {
+			return err
+		}
+		add += took
 	}
 	var res struct {
 		IPs []struct{ Address string } `json:"ips"`
@@ -75,9 +119,17 @@ func (s *subject) round(ctx context.Context, containerID string, record bool) er
 	if err := json.Unmarshal(out, &res); err != nil || len(res.IPs) != 1 {
 		return fmt.Errorf("%s ADD %s: unexpected result %q", s.name, containerID, out)
 	}
-	_, del, err := s.exec(ctx, "DEL", containerID)
-	if err != nil {
-		return err
+	for i := len(s.stages) - 1; i >= 0; i-- {
+		_, took, err := s.exec(ctx, s.stages[i], "DEL", containerID)
+		if err != nil {
+			return err
+		}
+		del += took
+	}
+	if s.reset != nil {
+		if err := s.reset(s); err != nil {
+			return fmt.Errorf("%s reset after %s: %w", s.name, containerID, err)
+		}
 	}
 	if record {
 		s.add, s.del, s.both = append(s.add, add), append(s.del, del), append(s.both, add+del)
@@ -100,7 +152,7 @@ func (s *subject) verifyClean() error {
 			DataDir string `json:"dataDir"`
 		} `json:"ipam"`
 	}
-	if err := json.Unmarshal(s.conf, &conf); err != nil {
+	if err := json.Unmarshal(s.stages[0].conf, &conf); err != nil {
 		return fmt.Errorf("decode %s config: %w", s.name, err)
 	}
 	dir := filepath.Join(cmp.Or(conf.DataDir, conf.IPAM.DataDir), "bench")

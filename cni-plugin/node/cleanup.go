@@ -13,7 +13,8 @@ import (
 )
 
 // Cleanup undoes what the agent installed on this node, for uninstall: the
-// conflist (the runtime stops using Weft for new pods), the plugin binaries
+// conflist (the runtime stops using Weft for new pods), weft-redirect's
+// kubeconfig, the plugin binaries
 // it copied, its routes (by RouteProtocol) and its iptables chain. The
 // bridge stays: pods still attached to it are deleted with the namespace.
 // Missing pieces are fine, so it can run any number of times.
@@ -26,6 +27,7 @@ func Cleanup(ctx context.Context, cfg Config) error {
 		}
 	}
 	remove(filepath.Join(cfg.CNIConfDir, ConflistName))
+	remove(filepath.Join(cfg.CNIConfDir, KubeconfigName))
 	entries, err := os.ReadDir(cfg.SourceBinDir)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("read source bin dir: %w", err))

@@ -12,12 +12,18 @@ import (
 
 // Metrics are weft-cni-node's OpenTelemetry instruments. Served through the
 // Prometheus exporter they read weft_cni_node_routes,
-// weft_cni_node_ipam_allocated_ips, weft_cni_node_sync_duration_seconds and
-// weft_cni_node_sync_errors_total{stage}.
+// weft_cni_node_ipam_allocated_ips, weft_cni_node_sync_duration_seconds,
+// weft_cni_node_sync_errors_total{stage}, and for the redirect checker
+// weft_cni_node_redirect_missing_total (meshed pods found without redirect
+// rules, once per pod), weft_cni_node_redirect_missing_pods (such pods now)
+// and weft_cni_node_redirect_restarts_total (pods deleted to repair them).
 type Metrics struct {
-	syncDuration metric.Float64Histogram
-	syncErrors   metric.Int64Counter
-	routes, ips  atomic.Int64
+	syncDuration     metric.Float64Histogram
+	syncErrors       metric.Int64Counter
+	redirectMissing  metric.Int64Counter
+	redirectRestarts metric.Int64Counter
+	routes, ips      atomic.Int64
+	missingPods      atomic.Int64
 }
 
 // NewMetrics registers the instruments with a meter of mp.
@@ -34,12 +40,21 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		metric.WithDescription("Reconcile steps that failed, by stage.")); err != nil {
 		return nil, fmt.Errorf("create sync error counter: %w", err)
 	}
+	if m.redirectMissing, err = meter.Int64Counter("weft.cni_node.redirect.missing",
+		metric.WithDescription("Meshed pods found running without redirect rules in their network namespace.")); err != nil {
+		return nil, fmt.Errorf("create redirect missing counter: %w", err)
+	}
+	if m.redirectRestarts, err = meter.Int64Counter("weft.cni_node.redirect.restarts",
+		metric.WithDescription("Meshed pods without redirect rules deleted so their owner recreates them (--repair=restart).")); err != nil {
+		return nil, fmt.Errorf("create redirect restart counter: %w", err)
+	}
 	gauges := []struct {
 		name, desc string
 		v          *atomic.Int64
 	}{
 		{"weft.cni_node.routes", "Routes to other nodes' pod CIDRs this node has programmed.", &m.routes},
 		{"weft.cni_node.ipam.allocated_ips", "Pod addresses allocated on this node.", &m.ips},
+		{"weft.cni_node.redirect.missing_pods", "Meshed pods on this node whose network namespace now lacks redirect rules.", &m.missingPods},
 	}
 	for _, g := range gauges {
 		if _, err := meter.Int64ObservableGauge(g.name, metric.WithDescription(g.desc),

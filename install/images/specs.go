@@ -64,6 +64,7 @@ func Specs() []Spec {
 			Binaries: map[string]string{
 				"weft-cni-node": "/usr/local/bin/weft-cni-node",
 				"weft-bridge":   "/opt/weft/cni/bin/weft-bridge",
+				"weft-redirect": "/opt/weft/cni/bin/weft-redirect",
 			},
 			HostFiles:  iptablesFiles.files,
 			HostDirs:   iptablesFiles.dirs,

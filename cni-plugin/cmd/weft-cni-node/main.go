@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 
 type options struct {
 	cfg         node.Config
+	redirect    node.RedirectConfig
 	clusterCIDR string
 	kubeconfig  string
 	metricsAddr string
@@ -42,6 +45,10 @@ func main() {
 	flag.DurationVar(&o.cfg.ResyncPeriod, "resync-period", 5*time.Minute, "full resync interval (binaries, routes, rules, IPAM GC)")
 	flag.StringVar(&o.metricsAddr, "metrics-addr", ":9657", "address serving /healthz and /metrics")
 	flag.BoolVar(&o.cleanup, "cleanup", false, "remove the conflist, installed binaries, routes and iptables rules, then exit")
+	flag.BoolVar(&o.redirect.Enabled, "redirect", true, "chain weft-redirect (sidecar traffic capture) after weft-bridge, write its kubeconfig and check meshed pods' rules")
+	flag.StringVar(&o.redirect.HostCNIConfDir, "host-cni-conf-dir", "/etc/cni/net.d", "HOST path of --cni-conf-dir, where weft-redirect reads "+node.KubeconfigName)
+	flag.StringVar((*string)(&o.redirect.Repair), "repair", string(node.RepairReport), "meshed pod without redirect rules: report (event + metric) or restart (also delete the pod)")
+	flag.DurationVar(&o.redirect.CheckPeriod, "redirect-check-period", time.Minute, "interval of full checks of meshed pods' redirect rules")
 	flag.Parse()
 
 	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
@@ -64,12 +71,23 @@ func run(ctx context.Context, o options) error {
 	if o.cleanup {
 		return node.Cleanup(ctx, o.cfg)
 	}
-	if err := o.cfg.Validate(); err != nil {
+	if err := errors.Join(o.cfg.Validate(), o.redirect.Validate()); err != nil {
 		return err
 	}
-	client, err := kubeClient(o.kubeconfig)
+	if o.redirect.Enabled {
+		// Fail here rather than write a conflist whose every ADD fails.
+		if _, err := os.Stat(filepath.Join(o.cfg.SourceBinDir, "weft-redirect")); err != nil {
+			return fmt.Errorf("--redirect needs the weft-redirect plugin in --source-bin-dir: %w", err)
+		}
+		entry, err := node.RedirectPluginEntry(o.redirect)
+		if err != nil {
+			return err
+		}
+		o.cfg.ChainedPlugins = append(o.cfg.ChainedPlugins, entry)
+	}
+	rc, client, err := kubeClient(o.kubeconfig)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, o, client)
+	return serve(ctx, o, rc, client)
 }
