@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+
+	meshv1alpha1 "github.com/weftmesh/weft/api/v1alpha1"
 )
 
 //go:embed manifests/*.yaml
@@ -48,6 +50,7 @@ type Values struct {
 	// server (they start before any Service VIP works), as Cilium does.
 	APIServerHost, APIServerPort string
 	DNSServiceIP, ClusterDomain  string
+	TrustDomain                  string // SPIFFE trust domain of workload identities
 	Components                   Components
 	CNI                          CNIValues
 }
@@ -57,7 +60,7 @@ func Defaults() Values {
 	return Values{
 		Registry: "weft.local", Tag: "dev", PullPolicy: "IfNotPresent",
 		ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/16",
-		DNSServiceIP: "10.96.0.10", ClusterDomain: "cluster.local",
+		DNSServiceIP: "10.96.0.10", ClusterDomain: "cluster.local", TrustDomain: "cluster.local",
 		Components: Components{CNI: true, Proxy: true, Mesh: true},
 		CNI: CNIValues{BinDir: "/opt/cni/bin", ConfDir: "/etc/cni/net.d",
 			IPAMDir: "/var/lib/cni/weft", IPAMMount: "/var/lib/cni/weft"},
@@ -77,8 +80,9 @@ func (v Values) APIServerEnv() string {
 		indent + "- {name: KUBERNETES_SERVICE_PORT, value: \"" + v.APIServerPort + "\"}"
 }
 
-// Render returns the manifests as one multi-document YAML stream, files in
-// name order (namespaces first).
+// Render returns the manifests as one multi-document YAML stream: the CRDs
+// of api/v1alpha1 first (when the mesh is installed), then the templates in
+// file-name order (namespaces first).
 func Render(v Values) ([]byte, error) {
 	names, err := fs.Glob(manifests, "manifests/*.yaml")
 	if err != nil {
@@ -86,6 +90,15 @@ func Render(v Values) ([]byte, error) {
 	}
 	sort.Strings(names)
 	var out bytes.Buffer
+	if v.Components.Mesh {
+		crds, err := meshv1alpha1.CRDs()
+		if err != nil {
+			return nil, err
+		}
+		for _, crd := range crds {
+			fmt.Fprintf(&out, "---\n# Source: api/v1alpha1/crds\n%s\n", strings.TrimSpace(string(crd)))
+		}
+	}
 	for _, name := range names {
 		text, err := manifests.ReadFile(name)
 		if err != nil {

@@ -57,3 +57,13 @@ func TestDecodeRejectsObjectsWithoutKind(t *testing.T) {
 	_, err := Decode([]byte("metadata: {name: x}\n"))
 	assert.ErrorContains(t, err, "no kind")
 }
+
+func TestRenderShipsTheMeshCRDsWithTheMesh(t *testing.T) {
+	names := kinds(t, Defaults())
+	assert.Contains(t, names, "CustomResourceDefinition /meshtlses.mesh.weft.dev")
+	assert.Contains(t, names, "Deployment weft-system/weft-pilot")
+	assert.Contains(t, names, "MutatingWebhookConfiguration /weft-sidecar-injector")
+	v := Defaults()
+	v.Components.Mesh = false
+	assert.NotContains(t, kinds(t, v), "CustomResourceDefinition /meshtlses.mesh.weft.dev")
+}

@@ -212,7 +212,9 @@ func Bootstrap(cfg BootstrapConfig) (*bootstrapv3.Bootstrap, error) {
 			},
 		},
 		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
-			AdsConfig: grpcAPIConfig(ClusterXDS),
+			// Delta xDS: a change re-sends only what changed, which keeps
+			// convergence flat as the mesh grows (pilot/xds/loadgen numbers).
+			AdsConfig: grpcAPIConfig(ClusterXDS, corev3.ApiConfigSource_DELTA_GRPC),
 			LdsConfig: adsConfigSource(),
 			CdsConfig: adsConfigSource(),
 		},
@@ -307,11 +309,11 @@ func adsConfigSource() *corev3.ConfigSource {
 	}
 }
 
-// grpcAPIConfig is a state-of-the-world gRPC subscription over the static
-// cluster; the node is sent once per stream, not with every request.
-func grpcAPIConfig(cluster string) *corev3.ApiConfigSource {
+// grpcAPIConfig is a gRPC subscription (state-of-the-world or delta) over the
+// static cluster; the node is sent once per stream, not with every request.
+func grpcAPIConfig(cluster string, apiType corev3.ApiConfigSource_ApiType) *corev3.ApiConfigSource {
 	return &corev3.ApiConfigSource{
-		ApiType:                   corev3.ApiConfigSource_GRPC,
+		ApiType:                   apiType,
 		TransportApiVersion:       corev3.ApiVersion_V3,
 		SetNodeOnFirstMessageOnly: true,
 		GrpcServices: []*corev3.GrpcService{{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{

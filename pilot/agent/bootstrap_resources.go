@@ -157,7 +157,7 @@ func makeRouteListener(name, addr string, port uint32, prefix, cluster string) *
 func sdsSecret(name string) *tlsv3.SdsSecretConfig {
 	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: &corev3.ConfigSource{
 		ResourceApiVersion:    corev3.ApiVersion_V3,
-		ConfigSourceSpecifier: &corev3.ConfigSource_ApiConfigSource{ApiConfigSource: grpcAPIConfig(ClusterSDS)},
+		ConfigSourceSpecifier: &corev3.ConfigSource_ApiConfigSource{ApiConfigSource: grpcAPIConfig(ClusterSDS, corev3.ApiConfigSource_GRPC)},
 	}}
 }
 

@@ -23,6 +23,7 @@ type options struct {
 	namespace     string
 	trustDomain   string
 	clusterDomain string
+	xdsAddr       string
 	caAddr        string
 	metricsAddr   string
 	certTTL       time.Duration
@@ -44,6 +45,7 @@ func main() {
 	flag.StringVar(&o.trustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of issued identities")
 	flag.StringVar(&o.clusterDomain, "cluster-domain", "cluster.local", "cluster DNS domain, for the CA endpoint's serving certificate")
 	flag.StringVar(&o.caAddr, "ca-addr", ":15012", "listen address of the CA service (TLS)")
+	flag.StringVar(&o.xdsAddr, "xds-addr", ":15010", "listen address of the xDS server (mTLS)")
 	flag.StringVar(&o.metricsAddr, "metrics-addr", ":15014", "listen address of /metrics")
 	flag.DurationVar(&o.certTTL, "cert-ttl", 24*time.Hour, "default workload certificate lifetime")
 	flag.DurationVar(&o.maxCertTTL, "max-cert-ttl", 24*time.Hour, "maximum workload certificate lifetime an agent may request")

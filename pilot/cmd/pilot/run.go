@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"net/http"
 
 	"github.com/go-logr/logr"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -11,27 +14,39 @@ import (
 	"github.com/weftmesh/weft/pilot/ca/rootpublisher"
 	"github.com/weftmesh/weft/pilot/ca/rootstore"
 	"github.com/weftmesh/weft/pilot/caserver"
+	"github.com/weftmesh/weft/pilot/generator"
+	"github.com/weftmesh/weft/pilot/model"
 	"github.com/weftmesh/weft/pilot/telemetry"
+	"github.com/weftmesh/weft/pilot/xds"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// run wires pilot's components and runs them until ctx is done or one
-// fails. Each component is a func(ctx) error in the group; the xDS server
-// is added the same way.
+// run wires pilot's components — the CA (root store, trust-bundle
+// publisher, CSR service) and the xDS server over the mesh model — and runs
+// them until ctx is done or one fails.
 func run(ctx context.Context, o options) error {
 	log := logr.FromContextOrDiscard(ctx)
 	td, err := spiffeid.TrustDomainFromString(o.trustDomain)
 	if err != nil {
 		return fmt.Errorf("trust domain: %w", err)
 	}
-	client, err := kubeClient(o)
+	restCfg, err := kubeConfig(o)
 	if err != nil {
 		return err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
 	}
 	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "weft-pilot", SetGlobal: true})
 	if err != nil {
@@ -70,27 +85,55 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	caGRPC := caserver.NewGRPCServer(caSrv,
-		&caserver.ServingCert{CA: store, Namespace: o.namespace, DNSNames: caserver.ServingNames(o.namespace, o.clusterDomain)},
-		grpc.ChainUnaryInterceptor(caserver.LoggerInterceptor(log)))
+	// One serving certificate for both endpoints: an X.509-SVID for
+	// spiffe://<td>/ns/<namespace>/sa/weft-pilot with the Service's DNS
+	// names, which sidecars check when they connect to xDS.
+	serving := &caserver.ServingCert{CA: store, Namespace: o.namespace, DNSNames: caserver.ServingNames(o.namespace, o.clusterDomain)}
+	caGRPC := caserver.NewGRPCServer(caSrv, serving, grpc.ChainUnaryInterceptor(caserver.LoggerInterceptor(log)))
 	caLis, err := net.Listen("tcp", o.caAddr)
 	if err != nil {
 		return fmt.Errorf("listen CA %s: %w", o.caAddr, err)
 	}
+	mesh := model.NewStore(model.StoreConfig{RootNamespace: o.namespace, ClusterDomain: o.clusterDomain})
+	roots := func() *x509.CertPool {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(store.BundlePEM())
+		return pool
+	}
+	xdsSrv, err := xds.New(xds.Config{
+		Addr: o.xdsAddr, Model: mesh, Generator: generator.Options{TrustDomain: o.trustDomain},
+		TLS: xds.ServerTLSConfig(func() (*tls.Certificate, error) { return serving.GetCertificate(nil) }, roots),
+	})
+	if err != nil {
+		return err
+	}
+	// /metrics and /debug/syncz (meshctl proxy-status) share the metrics port,
+	// which only the control plane and the API server's pod proxy reach.
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", tel.Handler)
+	mux.Handle("/debug/syncz", xdsSrv.DebugHandler())
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return store.Run(ctx) })
 	g.Go(func() error { return publisher.Run(ctx) })
 	g.Go(func() error { return caserver.Serve(ctx, caGRPC, caLis) })
-	g.Go(func() error { return telemetry.Serve(ctx, o.metricsAddr, tel.Handler) })
+	g.Go(func() error { return telemetry.Serve(ctx, o.metricsAddr, mux) })
+	g.Go(func() error {
+		// Serve xDS only from a complete model, so no proxy gets config
+		// built from a partial view of the cluster.
+		if err := model.StartInformers(ctx, model.InformerConfig{Client: client, Dynamic: dyn, Store: mesh}); err != nil {
+			return fmt.Errorf("mesh model: %w", err)
+		}
+		return xdsSrv.Run(ctx)
+	})
 	if err := g.Wait(); err != nil {
 		return err
 	}
 	return nil
 }
 
-// kubeClient uses the kubeconfig flag or the in-cluster configuration.
-func kubeClient(o options) (kubernetes.Interface, error) {
+// kubeConfig uses the kubeconfig flag or the in-cluster configuration.
+func kubeConfig(o options) (*rest.Config, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -105,9 +148,5 @@ func kubeClient(o options) (kubernetes.Interface, error) {
 	}
 	cfg.QPS, cfg.Burst = float32(o.kubeQPS), o.kubeBurst
 	cfg.UserAgent = "weft-pilot"
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return client, nil
+	return cfg, nil
 }

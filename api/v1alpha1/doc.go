@@ -1,0 +1,13 @@
+// Package v1alpha1 holds Weft's mesh CRDs in the API group mesh.weft.dev.
+//
+// MeshTLS is Weft's PeerAuthentication: it says whether a workload's sidecar
+// requires, accepts or refuses mutual TLS on inbound connections. It follows
+// Istio's security.istio.io/v1 PeerAuthentication
+// (https://istio.io/latest/docs/reference/config/security/peer_authentication/)
+// so operators can carry their knowledge over: mesh scope is the root
+// namespace weft-system, namespace scope is a policy without a selector, and
+// workload scope is a policy with a selector.
+//
+// +kubebuilder:object:generate=true
+// +groupName=mesh.weft.dev
+package v1alpha1

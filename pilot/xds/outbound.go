@@ -1,0 +1,189 @@
+package xds
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"sync"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+
+	"github.com/weftmesh/weft/pilot/generator"
+	"github.com/weftmesh/weft/pilot/model"
+)
+
+// Outbound config is built in two layers so a push costs what changed, not
+// Services × namespaces:
+//
+//   - a fragment per Service (generator.OutboundService, hashed), rebuilt
+//     only when one of the model objects it was built from was replaced;
+//   - a part per visibility scope and model generation: the visible
+//     fragments assembled with the outbound listener, shared by every
+//     proxy whose namespace sees the same Services (by default, all).
+
+// fragments are the per-Service outbound configs of one model generation.
+type fragments struct {
+	gen    uint64
+	bySvc  map[model.Key]*fragment
+	hashes map[types.Resource]hashed
+}
+
+type fragment struct {
+	// deps are the model objects the config was built from. The Store
+	// replaces objects instead of changing them, so identical pointers mean
+	// identical inputs; holding them keeps their addresses from being
+	// reused.
+	deps  []any
+	cfg   *generator.ServiceConfig
+	items []hashed
+}
+
+// namespacePart is the outbound part of one namespace for one generation,
+// built once by whichever proxy needs it first.
+type namespacePart struct {
+	once sync.Once
+	res  *part
+	err  error
+}
+
+// outbound returns the namespace-scoped part of a proxy's config.
+func (s *Server) outbound(v *model.View, namespace string) (*part, error) {
+	s.outMu.Lock()
+	if s.outGen != v.Generation() {
+		if v.Generation() < s.outGen { // an older view: build without caching
+			s.outMu.Unlock()
+			return s.buildOutbound(v, v.VisibleServices(namespace))
+		}
+		s.outGen = v.Generation()
+		s.outbox = map[string]*namespacePart{}
+		s.scopes = map[string]*namespacePart{}
+	}
+	e, ok := s.outbox[namespace]
+	var visible []*model.Service
+	if !ok {
+		// Namespaces that see the same Services share one part.
+		visible = v.VisibleServices(namespace)
+		h := sha256.New()
+		for _, svc := range visible {
+			h.Write([]byte(svc.Namespace + "/" + svc.Name + "\x00"))
+		}
+		scope := string(h.Sum(nil))
+		if e, ok = s.scopes[scope]; !ok {
+			e = &namespacePart{}
+			s.scopes[scope] = e
+		}
+		s.outbox[namespace] = e
+	}
+	s.outMu.Unlock()
+	e.once.Do(func() { e.res, e.err = s.buildOutbound(v, visible) })
+	return e.res, e.err
+}
+
+func (s *Server) buildOutbound(v *model.View, visible []*model.Service) (*part, error) {
+	frags, err := s.fragmentsFor(v)
+	if err != nil {
+		return nil, err
+	}
+	cfgs := make([]*generator.ServiceConfig, 0, len(visible))
+	for _, svc := range visible {
+		cfgs = append(cfgs, frags.bySvc[svc.Key()].cfg)
+	}
+	return newPart(generator.AssembleOutbound(s.cfg.Generator, cfgs), frags.hashes)
+}
+
+// fragmentsFor returns the fragments of v's generation, rebuilding only
+// Services whose inputs changed since the previous generation.
+func (s *Server) fragmentsFor(v *model.View) (*fragments, error) {
+	s.fragMu.Lock()
+	defer s.fragMu.Unlock()
+	prev := s.frags
+	if prev != nil && prev.gen == v.Generation() {
+		return prev, nil
+	}
+	next := &fragments{gen: v.Generation(), bySvc: map[model.Key]*fragment{}, hashes: map[types.Resource]hashed{}}
+	for _, svc := range v.Services() {
+		deps := serviceDeps(v, svc)
+		f := (*fragment)(nil)
+		if prev != nil {
+			if old, ok := prev.bySvc[svc.Key()]; ok && sameDeps(old.deps, deps) {
+				f = old
+			}
+		}
+		if f == nil {
+			var err error
+			if f, err = s.buildFragment(v, svc, deps); err != nil {
+				return nil, err
+			}
+		}
+		next.bySvc[svc.Key()] = f
+		for _, h := range f.items {
+			next.hashes[h.res] = h
+		}
+	}
+	if prev == nil || next.gen > prev.gen {
+		s.frags = next
+	}
+	return next, nil
+}
+
+func (s *Server) buildFragment(v *model.View, svc *model.Service, deps []any) (*fragment, error) {
+	cfg, err := generator.OutboundService(s.cfg.Generator, v, svc)
+	if err != nil {
+		return nil, fmt.Errorf("generate outbound for service %s: %w", svc.Key(), err)
+	}
+	f := &fragment{deps: deps, cfg: cfg}
+	add := func(res types.Resource) error {
+		h, err := hashResource(res)
+		if err != nil {
+			return err
+		}
+		f.items = append(f.items, h)
+		return nil
+	}
+	for _, c := range cfg.Clusters {
+		if err := add(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range cfg.Routes {
+		if err := add(r); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range cfg.Endpoints {
+		if err := add(e); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// serviceDeps lists everything generator.OutboundService reads for svc:
+// the Service, its EndpointSlices, the pods behind the endpoints (sidecar,
+// service account, labels) and the MeshTLS policies (their modes decide
+// mTLS per endpoint).
+func serviceDeps(v *model.View, svc *model.Service) []any {
+	deps := []any{svc}
+	for _, es := range v.EndpointSlices(svc.Key()) {
+		deps = append(deps, es)
+		for _, ep := range es.Endpoints {
+			p, _ := v.EndpointPod(es.Namespace, ep)
+			deps = append(deps, p)
+		}
+	}
+	for _, p := range v.Policies() {
+		deps = append(deps, p)
+	}
+	return deps
+}
+
+func sameDeps(a, b []any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
