@@ -26,7 +26,7 @@ K8S_LDFLAGS := -s -w \
 
 # Weft's own binaries, built static for the images.
 WEFT_CMDS := ./cni-plugin/cmd/weft-bridge ./cni-plugin/cmd/weft-redirect ./cni-plugin/cmd/weft-cni-node \
-	./pilot/cmd/pilot ./pilot/cmd/agent ./injector/cmd/injector \
+	./proxy/cmd/weft-proxy ./pilot/cmd/pilot ./pilot/cmd/agent ./injector/cmd/injector \
 	./install/images/pause ./tests/samples/httpbin ./tests/samples/curl
 CLUSTER := $(BUILD)/cluster
 

@@ -11,7 +11,7 @@ import (
 
 // MasqChain holds the masquerade rules; POSTROUTING jumps to it. Weft's
 // chains start with WEFT- and every rule carries a comment (DESIGN.md).
-const MasqChain = "WEFT-POSTROUTING"
+const MasqChain = "WEFT-CNI-MASQ"
 
 // Rule is one iptables rule as data: table, chain and the rule spec in the
 // order iptables -S prints it, so String() compares with what is installed.

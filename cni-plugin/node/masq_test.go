@@ -26,13 +26,13 @@ func TestPlanMasquerade(t *testing.T) {
 	jump, rules := MasqueradeRules(clusterCIDR)
 	synced := RuleState{
 		ChainExists: true,
-		Chain:       []string{"-N WEFT-POSTROUTING", rules[0].String()},
+		Chain:       []string{"-N WEFT-CNI-MASQ", rules[0].String()},
 		Parent:      []string{"-P POSTROUTING ACCEPT", jump.String(), "-A POSTROUTING -j KUBE-POSTROUTING"},
 	}
 	stale := synced
-	stale.Chain = []string{"-N WEFT-POSTROUTING", strings.ReplaceAll(rules[0].String(), "10.244.0.0/16", "10.200.0.0/16")}
+	stale.Chain = []string{"-N WEFT-CNI-MASQ", strings.ReplaceAll(rules[0].String(), "10.244.0.0/16", "10.200.0.0/16")}
 	extra := synced
-	extra.Chain = append(append([]string{}, synced.Chain...), "-A WEFT-POSTROUTING -j RETURN")
+	extra.Chain = append(append([]string{}, synced.Chain...), "-A WEFT-CNI-MASQ -j RETURN")
 	noJump := synced
 	noJump.Parent = []string{"-P POSTROUTING ACCEPT", "-A POSTROUTING -j KUBE-POSTROUTING"}
 
@@ -45,7 +45,7 @@ func TestPlanMasquerade(t *testing.T) {
 		"old cidr":      {stale, RulePlan{Rewrite: true}},
 		"foreign rule":  {extra, RulePlan{Rewrite: true}},
 		"jump deleted":  {noJump, RulePlan{InsertJump: true}},
-		"chain flushed": {RuleState{ChainExists: true, Chain: []string{"-N WEFT-POSTROUTING"}, Parent: synced.Parent}, RulePlan{Rewrite: true}},
+		"chain flushed": {RuleState{ChainExists: true, Chain: []string{"-N WEFT-CNI-MASQ"}, Parent: synced.Parent}, RulePlan{Rewrite: true}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -78,7 +78,7 @@ func TestSyncNetworkIsIdempotent(t *testing.T) {
 	assert.Contains(t, first, "10.244.2.0/24 via 172.18.0.3 dev n0 proto 87")
 	assert.Contains(t, first, "10.244.3.0/24 via 172.18.0.4 dev n0 proto 87")
 	assert.NotContains(t, first, "10.244.1.0/24 via", "no route to our own podCIDR via a peer")
-	assert.Contains(t, first, `-A WEFT-POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -m comment --comment "weft: pods to outside 10.244.0.0/16" -j MASQUERADE`)
+	assert.Contains(t, first, `-A WEFT-CNI-MASQ -s 10.244.0.0/16 ! -d 10.244.0.0/16 -m comment --comment "weft: pods to outside 10.244.0.0/16" -j MASQUERADE`)
 	assert.Contains(t, first, "1\n1\n", "forwarding sysctls")
 	conflistPath := filepath.Join(cfg.CNIConfDir, ConflistName)
 	conf, err := os.ReadFile(conflistPath)

@@ -72,6 +72,14 @@ func Specs() []Spec {
 			Entrypoint: []string{"/usr/local/bin/weft-cni-node"},
 		},
 		{
+			Name:       "weft-proxy",
+			Binaries:   map[string]string{"weft-proxy": "/usr/local/bin/weft-proxy"},
+			HostFiles:  iptablesFiles.files,
+			HostDirs:   iptablesFiles.dirs,
+			Symlinks:   iptablesFiles.symlinks,
+			Entrypoint: []string{"/usr/local/bin/weft-proxy"},
+		},
+		{
 			Name:       "pilot",
 			Binaries:   map[string]string{"pilot": "/usr/local/bin/pilot"},
 			Entrypoint: []string{"/usr/local/bin/pilot"},

@@ -1,6 +1,6 @@
 // Command cluster runs Weft's local multi-node Kubernetes cluster:
 //
-//	go run ./tests/cluster up|down|status|load-images|demo [-nodes 3]
+//	go run ./tests/cluster up|down|status|install|load-images|demo [-nodes 3]
 //
 // See tests/cluster/local for what it builds and shared/notes/local-cluster.md
 // for why it is built that way.
@@ -24,7 +24,7 @@ func main() {
 	stateDir := fs.String("state-dir", local.DefaultStateDir, "runtime state (fixed, so leftovers are found)")
 	cacheDir := fs.String("cache-dir", ".cache", "the repository's cache: bin/, images/, cluster/")
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: cluster up|down|status|load-images|demo [flags]")
+		fmt.Fprintln(os.Stderr, "usage: cluster up|down|status|install|load-images|demo [flags]")
 		os.Exit(2)
 	}
 	cmd := os.Args[1]
@@ -52,11 +52,13 @@ func run(ctx context.Context, cmd string, nodes int, stateDir, cacheDir string) 
 		return local.Down(ctx, c, os.Stdout)
 	case "status":
 		return local.Status(ctx, c, os.Stdout)
+	case "install":
+		return local.InstallMesh(ctx, c, os.Stdout)
 	case "load-images":
 		return local.LoadImages(ctx, c, os.Stdout)
 	case "demo":
 		return local.Demo(ctx, c, os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q (want up, down, status, load-images or demo)", cmd)
+		return fmt.Errorf("unknown command %q (want up, down, status, install, load-images or demo)", cmd)
 	}
 }

@@ -100,6 +100,7 @@ func installAddons(ctx context.Context, c Config, p *progress) error {
 		{"host routes to every node's pod CIDR", func() error { return routeHostToPods(ctx, c, cs) }},
 		{"all nodes Ready", func() error { return waitNodesReady(ctx, cs, c.Nodes) }},
 		{"weft-system DaemonSets ready", func() error { return waitDaemonSets(ctx, cs, "weft-system") }},
+		{"cluster DNS (CoreDNS) available", func() error { return waitDeployments(ctx, cs, "kube-system", "coredns") }},
 	}
 	for _, st := range steps {
 		if err := p.step(st.what, st.fn, nil); err != nil {
