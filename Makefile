@@ -88,15 +88,17 @@ unit:
 ## e2e: a fresh local cluster, the cluster-agnostic e2e suite, then teardown.
 e2e: deps images
 	$(CLUSTER) up
+	$(CLUSTER) install
 	trap '$(CLUSTER) down' EXIT; \
 	go test -count=1 -tags e2e -timeout 30m -v ./tests/e2e/... -args -kubeconfig $(KUBECONFIG)
 
 ## test: everything CI runs.
 test: deps unit e2e
 
-## demo: the main job — cluster up, sample app on every node, cross-node requests.
+## demo: the main job — cluster up, install Weft, sample app with mTLS, results.
 demo: deps images
 	$(CLUSTER) up
+	$(CLUSTER) install
 	$(CLUSTER) demo
 	@echo "cluster left running: export KUBECONFIG=$(KUBECONFIG); PATH=$(BIN):\$$PATH; make down when done"
 

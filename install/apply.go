@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -110,4 +111,20 @@ func describe(obj *unstructured.Unstructured) string {
 		return fmt.Sprintf("%s %s/%s", obj.GetKind(), ns, obj.GetName())
 	}
 	return fmt.Sprintf("%s %s", obj.GetKind(), obj.GetName())
+}
+
+// Delete deletes each object in reverse order (dependents before what they
+// depend on); objects that are already gone are skipped.
+func (a *Applier) Delete(ctx context.Context, objs []*unstructured.Unstructured) error {
+	for i := len(objs) - 1; i >= 0; i-- {
+		obj := objs[i]
+		res, err := a.resource(obj)
+		if err != nil {
+			return err
+		}
+		if err := res.Delete(ctx, obj.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete %s: %w", describe(obj), err)
+		}
+	}
+	return nil
 }

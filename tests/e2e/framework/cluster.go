@@ -155,3 +155,32 @@ func (c *Cluster) Exec(ctx context.Context, ns, pod, container string, cmd ...st
 	}
 	return stdout.String(), stderr.String(), nil
 }
+
+// ApplyIn applies a YAML stream with every object placed in namespace ns.
+func (c *Cluster) ApplyIn(ctx context.Context, ns string, yaml []byte) error {
+	objs, err := install.Decode(yaml)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		o.SetNamespace(ns)
+	}
+	a, err := install.NewApplier(c.Config, "weft-e2e")
+	if err != nil {
+		return err
+	}
+	return a.Apply(ctx, objs)
+}
+
+// Delete deletes the objects of a YAML stream; missing ones are fine.
+func (c *Cluster) Delete(ctx context.Context, yaml []byte) error {
+	objs, err := install.Decode(yaml)
+	if err != nil {
+		return err
+	}
+	a, err := install.NewApplier(c.Config, "weft-e2e")
+	if err != nil {
+		return err
+	}
+	return a.Delete(ctx, objs)
+}
