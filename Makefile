@@ -30,7 +30,7 @@ WEFT_CMDS := ./cni-plugin/cmd/weft-bridge ./cni-plugin/cmd/weft-redirect ./cni-p
 	./install/images/pause ./tests/samples/httpbin ./tests/samples/curl
 CLUSTER := $(BUILD)/cluster
 
-.PHONY: all deps packages envoy cluster-bins build images unit e2e test demo up down status bench-cni clean
+.PHONY: all deps packages envoy cluster-bins build images unit e2e test demo up down status bench-cni bench-podstart clean
 
 all: build
 
@@ -90,7 +90,7 @@ e2e: deps images
 	$(CLUSTER) up
 	$(CLUSTER) install
 	trap '$(CLUSTER) down' EXIT; \
-	go test -count=1 -tags e2e -timeout 30m -v ./tests/e2e/... -args -kubeconfig $(KUBECONFIG)
+	go test -count=1 -tags e2e -timeout 30m -v ./tests/e2e/ -args -kubeconfig $(KUBECONFIG)
 
 ## test: everything CI runs.
 test: deps unit e2e
@@ -111,6 +111,13 @@ down:
 
 status:
 	$(CLUSTER) status
+
+## bench-podstart: pod create → Ready with and without the sidecar (20 pods each).
+bench-podstart: deps images
+	$(CLUSTER) up
+	$(CLUSTER) install
+	trap '$(CLUSTER) down' EXIT; \
+	go test -tags e2e -run '^$$' -bench PodStartup -benchtime 20x ./tests/e2e/ -args -kubeconfig $(KUBECONFIG)
 
 ## bench-cni: weft-bridge vs the reference bridge+host-local plugins.
 bench-cni: build packages
