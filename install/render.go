@@ -13,6 +13,7 @@ import (
 	"text/template"
 
 	meshv1alpha1 "github.com/weftmesh/weft/api/v1alpha1"
+	"sigs.k8s.io/yaml"
 )
 
 //go:embed manifests/*.yaml
@@ -21,38 +22,54 @@ var manifests embed.FS
 // Components says which parts to install. A cluster that keeps its own CNI
 // and kube-proxy installs only the mesh.
 type Components struct {
-	CNI   bool // weft-cni-node: the pod network
-	Proxy bool // weft-proxy: Service VIPs (kube-proxy replacement)
-	DNS   bool // CoreDNS as kube-dns (local cluster only; real clusters bring theirs)
-	Mesh  bool // pilot (CA + xDS) and the sidecar injector
+	CNI   bool `json:"cni"`   // weft-cni-node: the pod network
+	Proxy bool `json:"proxy"` // weft-proxy: Service VIPs (kube-proxy replacement)
+	DNS   bool `json:"dns"`   // CoreDNS as kube-dns (local cluster only; real clusters bring theirs)
+	Mesh  bool `json:"mesh"`  // pilot (CA + xDS) and the sidecar injector
 }
 
 // CNIValues are host paths of the pod network's files.
 type CNIValues struct {
-	BinDir  string // plugin binaries
-	ConfDir string // the conflist; with PerNodeDirs, the directory holding <node>/cni/net.d
+	BinDir  string `json:"binDir"`  // plugin binaries
+	ConfDir string `json:"confDir"` // the conflist; with PerNodeDirs, the directory holding <node>/cni/net.d
 	// IPAMDir is the data dir written into the conflist; it may contain
 	// $(NODE_NAME), which Kubernetes expands in container args.
-	IPAMDir string
+	IPAMDir string `json:"ipamDir"`
 	// IPAMMount is a host directory containing IPAMDir, mounted at the same
 	// path in weft-cni-node so it can garbage-collect allocations.
-	IPAMMount string
+	IPAMMount string `json:"ipamMount"`
 	// PerNodeDirs is for clusters whose nodes share one filesystem (the local
 	// cluster): each node's conf dir is <ConfDir>/<node>/cni/net.d.
-	PerNodeDirs bool
+	PerNodeDirs bool `json:"perNodeDirs"`
 }
 
-// Values parameterise the manifests.
+// Values parameterise the manifests. They read and write as YAML/JSON
+// (a values file, as with Helm); unset fields keep Defaults().
 type Values struct {
-	Registry, Tag, PullPolicy string
-	ClusterCIDR, ServiceCIDR  string
+	Registry    string `json:"registry"`
+	Tag         string `json:"tag"`
+	PullPolicy  string `json:"pullPolicy"`
+	ClusterCIDR string `json:"clusterCIDR"`
+	ServiceCIDR string `json:"serviceCIDR"`
 	// APIServerHost/Port, when set, point node agents straight at the API
 	// server (they start before any Service VIP works), as Cilium does.
-	APIServerHost, APIServerPort string
-	DNSServiceIP, ClusterDomain  string
-	TrustDomain                  string // SPIFFE trust domain of workload identities
-	Components                   Components
-	CNI                          CNIValues
+	APIServerHost string     `json:"apiServerHost,omitempty"`
+	APIServerPort string     `json:"apiServerPort,omitempty"`
+	DNSServiceIP  string     `json:"dnsServiceIP"`
+	ClusterDomain string     `json:"clusterDomain"`
+	TrustDomain   string     `json:"trustDomain"` // SPIFFE trust domain of workload identities
+	Components    Components `json:"components"`
+	CNI           CNIValues  `json:"cni"`
+}
+
+// ReadValues overlays a YAML or JSON values file on Defaults(); unknown
+// fields are errors, so a typo does not silently install defaults.
+func ReadValues(data []byte) (Values, error) {
+	v := Defaults()
+	if err := yaml.UnmarshalStrict(data, &v); err != nil {
+		return Values{}, fmt.Errorf("values: %w", err)
+	}
+	return v, nil
 }
 
 // Defaults are the values for an ordinary cluster.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
 )
 
 // kinds lists "Kind namespace/name" of every rendered object.
@@ -66,4 +67,20 @@ func TestRenderShipsTheMeshCRDsWithTheMesh(t *testing.T) {
 	v := Defaults()
 	v.Components.Mesh = false
 	assert.NotContains(t, kinds(t, v), "CustomResourceDefinition /meshtlses.mesh.weft.dev")
+}
+
+func TestValuesFileRoundTripAndTypos(t *testing.T) {
+	v := Defaults()
+	v.APIServerHost, v.CNI.PerNodeDirs = "172.20.0.1", true
+	data, err := yaml.Marshal(v)
+	require.NoError(t, err)
+	got, err := ReadValues(data)
+	require.NoError(t, err)
+	assert.Equal(t, v, got)
+	partial, err := ReadValues([]byte("trustDomain: example.org\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "example.org", partial.TrustDomain)
+	assert.Equal(t, Defaults().Registry, partial.Registry, "unset fields keep their defaults")
+	_, err = ReadValues([]byte("trustDomian: example.org\n"))
+	assert.ErrorContains(t, err, "trustDomian")
 }

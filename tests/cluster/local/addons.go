@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
 )
 
 // RESTConfig is the admin's client configuration for the local cluster.
@@ -56,6 +58,23 @@ func (c Config) Values() install.Values {
 	return v
 }
 
+// ValuesPath is where `up` writes the cluster's install values, the file
+// to give `meshctl install -f`.
+func (c Config) ValuesPath() string { return filepath.Join(c.clusterDir(), "values.yaml") }
+
+// writeValues records the local cluster's install values (all components,
+// mesh included) so installers outside this package use the same ones.
+func writeValues(c Config) error {
+	v := c.Values()
+	v.Components.Mesh = true
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode values: %w", err)
+	}
+	header := "# Install values of the local cluster, written by `tests/cluster up`.\n"
+	return os.WriteFile(c.ValuesPath(), append([]byte(header), data...), 0o644)
+}
+
 func waitNodeRegistered(ctx context.Context, cs kubernetes.Interface, name string) error {
 	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
@@ -82,6 +101,7 @@ func installAddons(ctx context.Context, c Config, p *progress) error {
 		what string
 		fn   func() error
 	}{
+		{"install values written to " + c.ValuesPath(), func() error { return writeValues(c) }},
 		{"pod network manifests applied", func() error {
 			stream, err := install.Render(c.Values())
 			if err != nil {
