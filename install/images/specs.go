@@ -106,6 +106,19 @@ func Specs() []Spec {
 			Entrypoint:   []string{"/coredns"},
 		},
 		{
+			Name:         "fortio",
+			ToolBinaries: map[string]string{"fortio": "/usr/local/bin/fortio"},
+			Entrypoint:   []string{"/usr/local/bin/fortio"},
+			User:         "65532",
+		},
+		{
+			// Istio's Bookinfo, in Go: one binary, `bookinfo <app>`.
+			Name:       "bookinfo",
+			Binaries:   map[string]string{"bookinfo": "/usr/local/bin/bookinfo"},
+			Entrypoint: []string{"/usr/local/bin/bookinfo"},
+			User:       "65532",
+		},
+		{
 			Name:       "httpbin",
 			Binaries:   map[string]string{"httpbin": "/usr/local/bin/httpbin"},
 			Entrypoint: []string{"/usr/local/bin/httpbin"},

@@ -45,6 +45,13 @@ func run(ctx context.Context, cmd string, nodes int, stateDir, cacheDir string) 
 		return fmt.Errorf("cache dir: %w", err)
 	}
 	c := local.Config{Nodes: nodes, StateDir: stateDir, CacheDir: cache}
+	if cmd != "status" && cmd != "demo" {
+		unlock, err := local.Lock(os.Stdout)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	switch cmd {
 	case "up":
 		return local.Up(ctx, c, os.Stdout)

@@ -76,7 +76,7 @@ func service(name, selector string, mutate ...func(*corev1.Service)) *corev1.Ser
 	return svc
 }
 
-func createAll(t *testing.T, ns string, objs ...any) {
+func createAll(t testing.TB, ns string, objs ...any) {
 	t.Helper()
 	ctx := context.Background()
 	cs := clients(t)

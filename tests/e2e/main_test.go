@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 // clients is the typed client of the cluster under test.
-func clients(t *testing.T) *kubernetes.Clientset {
+func clients(t testing.TB) *kubernetes.Clientset {
 	t.Helper()
 	return cluster.Client
 }

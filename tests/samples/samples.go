@@ -14,3 +14,11 @@ var HTTPBin []byte
 //
 //go:embed curl/curl.yaml
 var Curl []byte
+
+// Bookinfo is the Bookinfo sample (Istio's, rewritten in Go): ServiceAccounts,
+// the Services productpage, details, reviews, ratings (port 9080) plus the
+// versioned reviews-v1/-v2/-v3 that Gateway API routes split between, and
+// Deployments productpage-v1, details-v1, ratings-v1, reviews-v1/-v2/-v3.
+//
+//go:embed bookinfo/bookinfo.yaml
+var Bookinfo []byte

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -87,4 +88,32 @@ func TestProgressReportsFailures(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrPermission)
 	assert.ErrorIs(t, got, os.ErrPermission)
 	assert.Contains(t, out.String(), "✗ thing")
+}
+
+func TestLockIsExclusiveAcrossHolders(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the lock lives in /run; needs root")
+	}
+	var out bytes.Buffer
+	unlock, err := Lock(&out)
+	require.NoError(t, err)
+	got := make(chan struct{})
+	go func() {
+		unlock2, err := Lock(&out)
+		if err == nil {
+			unlock2()
+		}
+		close(got)
+	}()
+	select {
+	case <-got:
+		t.Fatal("second holder got the lock while the first held it")
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("second holder never got the lock")
+	}
 }
