@@ -4,16 +4,15 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/weftmesh/weft/cni-plugin/netpol"
 	"github.com/weftmesh/weft/cni-plugin/node"
+	"github.com/weftmesh/weft/pilot/telemetry"
 )
 
 // kubeClient uses the kubeconfig file if given, else the in-cluster config
@@ -39,18 +38,16 @@ func kubeClient(kubeconfig string) (*rest.Config, kubernetes.Interface, error) {
 	return cfg, client, nil
 }
 
-// serve runs the agent, the /healthz + /metrics server and, with
-// --redirect, the kubeconfig writer and redirect checker until ctx ends or
-// one fails.
+// serve runs the agent, the /healthz + /metrics server, with --redirect
+// the kubeconfig writer and redirect checker, and with --network-policy
+// the policy controller, until ctx ends or one fails.
 func serve(ctx context.Context, o options, rc *rest.Config, client kubernetes.Interface) error {
-	registry := prometheus.NewRegistry()
-	exporter, err := otelprom.New(otelprom.WithRegisterer(registry))
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "weft-cni-node"})
 	if err != nil {
-		return fmt.Errorf("create prometheus exporter: %w", err)
+		return fmt.Errorf("set up metrics: %w", err)
 	}
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
-	defer provider.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // exiting anyway
-	metrics, err := node.NewMetrics(provider)
+	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // exiting anyway
+	metrics, err := node.NewMetrics(tel.MeterProvider)
 	if err != nil {
 		return err
 	}
@@ -70,9 +67,28 @@ func serve(ctx context.Context, o options, rc *rest.Config, client kubernetes.In
 		g.Go(func() error { return kc.Run(ctx) })
 		g.Go(func() error { return checker.Run(ctx) })
 	}
+	if o.networkPolicy {
+		policies, err := newPolicyController(o.netpol, client, tel)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return policies.Run(ctx) })
+	} else if err := netpol.Cleanup(ctx); err != nil {
+		// A table left by an earlier run would keep enforcing stale
+		// policies; failing to remove it must not stop the pod network.
+		logr.FromContextOrDiscard(ctx).Error(err, "--network-policy=false: could not remove the network policy table")
+	}
 	g.Go(func() error { return agent.Run(ctx) })
-	g.Go(func() error {
-		return node.Serve(ctx, o.metricsAddr, agent.Healthy, promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
-	})
+	g.Go(func() error { return node.Serve(ctx, o.metricsAddr, agent.Healthy, tel.Handler) })
 	return g.Wait()
+}
+
+// newPolicyController enforces NetworkPolicy through the node's nftables.
+func newPolicyController(cfg netpol.Config, client kubernetes.Interface, tel *telemetry.Telemetry) (*netpol.Controller, error) {
+	kernel := &netpol.NFT{}
+	m, err := netpol.NewMetrics(tel.MeterProvider, kernel)
+	if err != nil {
+		return nil, err
+	}
+	return netpol.New(cfg, client, kernel, m)
 }
