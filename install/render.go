@@ -13,6 +13,7 @@ import (
 	"text/template"
 
 	meshv1alpha1 "github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/install/gatewayapi"
 	"sigs.k8s.io/yaml"
 )
 
@@ -98,8 +99,9 @@ func (v Values) APIServerEnv() string {
 }
 
 // Render returns the manifests as one multi-document YAML stream: the CRDs
-// of api/v1alpha1 first (when the mesh is installed), then the templates in
-// file-name order (namespaces first).
+// of api/v1alpha1 and the pinned Gateway API CRDs (install/gatewayapi)
+// first (when the mesh is installed), then the templates in file-name order
+// (namespaces first).
 func Render(v Values) ([]byte, error) {
 	names, err := fs.Glob(manifests, "manifests/*.yaml")
 	if err != nil {
@@ -114,6 +116,13 @@ func Render(v Values) ([]byte, error) {
 		}
 		for _, crd := range crds {
 			fmt.Fprintf(&out, "---\n# Source: api/v1alpha1/crds\n%s\n", strings.TrimSpace(string(crd)))
+		}
+		gw, err := gatewayapi.CRDs()
+		if err != nil {
+			return nil, err
+		}
+		for _, crd := range gw {
+			fmt.Fprintf(&out, "---\n# Source: install/gatewayapi/crds\n%s\n", strings.TrimSpace(string(crd)))
 		}
 	}
 	for _, name := range names {

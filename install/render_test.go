@@ -62,11 +62,17 @@ func TestDecodeRejectsObjectsWithoutKind(t *testing.T) {
 func TestRenderShipsTheMeshCRDsWithTheMesh(t *testing.T) {
 	names := kinds(t, Defaults())
 	assert.Contains(t, names, "CustomResourceDefinition /meshtlses.mesh.weft.dev")
+	assert.Contains(t, names, "CustomResourceDefinition /trafficpolicies.mesh.weft.dev")
+	assert.Contains(t, names, "CustomResourceDefinition /authorizationpolicies.mesh.weft.dev")
+	assert.Contains(t, names, "CustomResourceDefinition /httproutes.gateway.networking.k8s.io")
+	assert.Contains(t, names, "CustomResourceDefinition /grpcroutes.gateway.networking.k8s.io")
+	assert.Contains(t, names, "CustomResourceDefinition /referencegrants.gateway.networking.k8s.io")
 	assert.Contains(t, names, "Deployment weft-system/weft-pilot")
 	assert.Contains(t, names, "MutatingWebhookConfiguration /weft-sidecar-injector")
 	v := Defaults()
 	v.Components.Mesh = false
 	assert.NotContains(t, kinds(t, v), "CustomResourceDefinition /meshtlses.mesh.weft.dev")
+	assert.NotContains(t, kinds(t, v), "CustomResourceDefinition /httproutes.gateway.networking.k8s.io")
 }
 
 func TestValuesFileRoundTripAndTypos(t *testing.T) {

@@ -8,6 +8,11 @@
 // namespace weft-system, namespace scope is a policy without a selector, and
 // workload scope is a policy with a selector.
 //
+// TrafficPolicy adds to the Gateway API for mesh (GAMMA) what it lacks:
+// load balancing, circuit breaking, outlier detection, retries and fault
+// injection for a Service. AuthorizationPolicy says who may call a workload
+// (ALLOW, DENY, and AUDIT for dry runs), after Istio's AuthorizationPolicy.
+//
 // +kubebuilder:object:generate=true
 // +groupName=mesh.weft.dev
 package v1alpha1

@@ -23,6 +23,13 @@ var (
 	// informers that address the API by resource rather than kind.
 	MeshTLSResource = GroupVersion.WithResource("meshtlses")
 
+	// TrafficPolicyResource is the plural resource of TrafficPolicy.
+	TrafficPolicyResource = GroupVersion.WithResource("trafficpolicies")
+
+	// AuthorizationPolicyResource is the plural resource of
+	// AuthorizationPolicy.
+	AuthorizationPolicyResource = GroupVersion.WithResource("authorizationpolicies")
+
 	// SchemeBuilder registers the types of this package with a runtime.Scheme.
 	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
 
@@ -32,11 +39,17 @@ var (
 )
 
 func init() {
-	SchemeBuilder.Register(&MeshTLS{}, &MeshTLSList{})
+	SchemeBuilder.Register(&MeshTLS{}, &MeshTLSList{},
+		&TrafficPolicy{}, &TrafficPolicyList{},
+		&AuthorizationPolicy{}, &AuthorizationPolicyList{})
 }
 
 // Ensure the types satisfy runtime.Object at compile time.
 var (
 	_ runtime.Object = &MeshTLS{}
 	_ runtime.Object = &MeshTLSList{}
+	_ runtime.Object = &TrafficPolicy{}
+	_ runtime.Object = &TrafficPolicyList{}
+	_ runtime.Object = &AuthorizationPolicy{}
+	_ runtime.Object = &AuthorizationPolicyList{}
 )

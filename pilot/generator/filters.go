@@ -4,6 +4,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	healthcheckv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/health_check/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
@@ -83,9 +84,15 @@ func baseHCM(statPrefix string) *hcmv3.HttpConnectionManager {
 }
 
 // outboundHCM routes through RDS, so endpoint and route changes do not
-// drain the listener.
+// drain the listener. Its fault filter does nothing unless a route carries
+// a TrafficPolicy fault in typed_per_filter_config
+// (https://www.envoyproxy.io/docs/envoy/v1.37.0/configuration/http/http_filters/fault_filter).
 func outboundHCM(statPrefix, routeName string) *listenerv3.Filter {
 	h := baseHCM(statPrefix)
+	h.HttpFilters = []*hcmv3.HttpFilter{{
+		Name:       wellknown.Fault,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})},
+	}, routerFilter()}
 	h.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 		ConfigSource:    adsConfig(),
 		RouteConfigName: routeName,
@@ -98,8 +105,14 @@ func outboundHCM(statPrefix, routeName string) *listenerv3.Filter {
 // (its SPIFFE ID) and subject; on plaintext ones it strips any XFCC the
 // client sent, so the header can be trusted
 // (https://www.envoyproxy.io/docs/envoy/v1.37.0/configuration/http/http_conn_man/headers#x-forwarded-client-cert).
-func inboundHCM(statPrefix, cluster string) *listenerv3.Filter {
+// authz are the workload's RBAC filters, run before the router; with AUDIT
+// policies, requests they would deny are logged to the sidecar's stdout.
+func inboundHCM(statPrefix, cluster string, authz []*hcmv3.HttpFilter) *listenerv3.Filter {
 	h := baseHCM(statPrefix)
+	if len(authz) > 0 {
+		h.HttpFilters = append(authz, h.HttpFilters...)
+		h.AccessLog = auditLog()
+	}
 	h.ForwardClientCertDetails = hcmv3.HttpConnectionManager_SANITIZE_SET
 	h.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{
 		Subject: wrapperspb.Bool(true),

@@ -139,7 +139,7 @@ func Outbound(opts Options, v *model.View, namespace string) (*Resources, error)
 
 // Inbound builds the part of a proxy's config that depends on the pod
 // itself: the inbound listener for the ports its Services target, with the
-// pod's resolved MeshTLS mode, the clusters that reach the app on
+// pod's resolved MeshTLS mode and its AuthorizationPolicies (RBAC filters), the clusters that reach the app on
 // localhost, and (if Options.ReadinessListener) the readiness listener.
 func Inbound(opts Options, v *model.View, pod *model.Pod) (*Resources, error) {
 	if pod == nil {
@@ -149,7 +149,7 @@ func Inbound(opts Options, v *model.View, pod *model.Pod) (*Resources, error) {
 	ports := inboundPorts(v, pod)
 	mtls := v.MTLS(pod)
 	out := &Resources{
-		Listeners: []*listenerv3.Listener{makeInboundListener(opts, ports, mtls)},
+		Listeners: []*listenerv3.Listener{makeInboundListener(opts, ports, mtls, newAuthz(opts.TrustDomain, v.Authz(pod)))},
 		Clusters:  []*clusterv3.Cluster{makeInboundPassthroughCluster(opts)},
 	}
 	if opts.ReadinessListener {

@@ -26,11 +26,12 @@ type world struct {
 	slices   []*model.EndpointSlice
 	pods     []*model.Pod
 	policies []*model.TLSPolicy
+	objects  model.Objects
 	proxy    *model.Pod
 }
 
 func (w world) view() *model.View {
-	return model.NewView(model.StoreConfig{RootNamespace: "weft-system"}, w.services, w.slices, w.pods, w.policies)
+	return model.NewViewWith(model.StoreConfig{RootNamespace: "weft-system"}, w.services, w.slices, w.pods, w.policies, w.objects)
 }
 
 var (
@@ -72,7 +73,7 @@ func scenarios() map[string]world {
 	otherPublic := mt.Service("other", "public", "10.96.1.3", "x", mt.Port("tcp", 443, 443))
 
 	basic := []*model.Pod{productpage, reviews1, reviews2, legacy}
-	return map[string]world{
+	out := map[string]world{
 		"one-service": {
 			opts:     generator.Options{ReadinessListener: true},
 			services: []*model.Service{reviewsSvc},
@@ -126,6 +127,10 @@ func scenarios() map[string]world {
 			proxy:    productpage,
 		},
 	}
+	for name, w := range trafficScenarios() {
+		out[name] = w
+	}
+	return out
 }
 
 func TestGenerateGolden(t *testing.T) {

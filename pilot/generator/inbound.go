@@ -62,18 +62,21 @@ func inboundPorts(v *model.View, pod *model.Pod) []inboundPort {
 // original destination (the pod IP) by InboundPassthroughCluster.
 // See https://www.envoyproxy.io/docs/envoy/v1.37.0/intro/arch_overview/listeners/listener_filters
 // and https://www.envoyproxy.io/docs/envoy/v1.37.0/api-v3/config/listener/v3/listener_components.proto#config-listener-v3-filterchainmatch.
-func makeInboundListener(opts Options, ports []inboundPort, mtls model.EffectiveMTLS) *listenerv3.Listener {
+func makeInboundListener(opts Options, ports []inboundPort, mtls model.EffectiveMTLS, az authz) *listenerv3.Listener {
 	var chains []*listenerv3.FilterChain
 	for _, p := range ports {
 		name := InboundClusterName(p.port)
-		app := tcpProxyFilter(name, name)
+		prefix := "inbound_" + strconv.Itoa(int(p.port))
+		tcp := append(az.networkFilters(prefix), tcpProxyFilter(name, name))
+		app := tcp
 		if p.proto.IsHTTP() {
-			app = inboundHCM("inbound_"+strconv.Itoa(int(p.port)), name)
+			app = []*listenerv3.Filter{inboundHCM(prefix, name, az.httpFilters())}
 		}
-		chains = append(chains, modeChains(opts, name, wrapperspb.UInt32(uint32(p.port)), mtls.ForPort(p.port), app, name)...)
+		chains = append(chains, modeChains(opts, name, wrapperspb.UInt32(uint32(p.port)), mtls.ForPort(p.port), app, tcp)...)
 	}
-	passthrough := tcpProxyFilter(ClusterInboundPassthrough, ClusterInboundPassthrough)
-	chains = append(chains, modeChains(opts, "inbound|passthrough||", nil, mtls.Mode, passthrough, ClusterInboundPassthrough)...)
+	passthrough := append(az.networkFilters("inbound_passthrough"),
+		tcpProxyFilter(ClusterInboundPassthrough, ClusterInboundPassthrough))
+	chains = append(chains, modeChains(opts, "inbound|passthrough||", nil, mtls.Mode, passthrough, passthrough)...)
 	return &listenerv3.Listener{
 		Name:             ListenerInbound,
 		Address:          socketAddress("0.0.0.0", opts.InboundPort),
@@ -84,23 +87,23 @@ func makeInboundListener(opts Options, ports []inboundPort, mtls model.Effective
 }
 
 // modeChains returns the filter chains of one port (nil port: any port) in
-// the given mTLS mode. app is the filter that delivers to the app (on mTLS
+// the given mTLS mode. app are the filters that deliver to the app (on mTLS
 // and plaintext alike: the HTTP connection manager's XFCC handling covers
-// both); connections with the app's own TLS are proxied as opaque TCP to
-// cluster.
+// both); connections with the app's own TLS go through tcp, an opaque TCP
+// proxy (both with the workload's authorization filters in front).
 func modeChains(opts Options, name string, port *wrapperspb.UInt32Value, mode model.MTLSMode,
-	app *listenerv3.Filter, cluster string,
+	app, tcp []*listenerv3.Filter,
 ) []*listenerv3.FilterChain {
-	chain := func(suffix string, m *listenerv3.FilterChainMatch, f *listenerv3.Filter, ts *corev3.TransportSocket) *listenerv3.FilterChain {
+	chain := func(suffix string, m *listenerv3.FilterChainMatch, f []*listenerv3.Filter, ts *corev3.TransportSocket) *listenerv3.FilterChain {
 		m.DestinationPort = port
 		return &listenerv3.FilterChain{
 			Name:             name + suffix,
 			FilterChainMatch: m,
-			Filters:          []*listenerv3.Filter{f},
+			Filters:          f,
 			TransportSocket:  ts,
 		}
 	}
-	appTLS := chain("app-tls", &listenerv3.FilterChainMatch{TransportProtocol: "tls"}, tcpProxyFilter(cluster, cluster), nil)
+	appTLS := chain("app-tls", &listenerv3.FilterChainMatch{TransportProtocol: "tls"}, tcp, nil)
 	plain := chain("plaintext", &listenerv3.FilterChainMatch{TransportProtocol: "raw_buffer"}, app, nil)
 	switch mode {
 	case model.MTLSStrict:

@@ -45,7 +45,9 @@ type outboundChain struct {
 // OutboundService builds the outbound config of svc: for each TCP port, an
 // EDS cluster with its endpoints and a filter chain on the virtual IPs (or,
 // for headless Services, an ORIGINAL_DST cluster and chains on the meshed
-// pod IPs), plus an RDS route table for HTTP ports.
+// pod IPs), plus an RDS route table for HTTP ports. The Service's
+// TrafficPolicy shapes its clusters and routes, and the GAMMA routes
+// attached to it replace its default route.
 func OutboundService(opts Options, v *model.View, svc *model.Service) (*ServiceConfig, error) {
 	opts = opts.withDefaults()
 	td, err := opts.trustDomain()
@@ -54,6 +56,7 @@ func OutboundService(opts Options, v *model.View, svc *model.Service) (*ServiceC
 	}
 	host := svc.Hostname(v.ClusterDomain())
 	ids := spiffeIDs(td, svc.Namespace, v.ServiceAccounts(svc))
+	rt := serviceRoutes{host: host, domain: v.ClusterDomain(), rules: v.RouteTable().For(svc.Key()), policy: v.TrafficTable().For(svc.Key())}
 	sc := &ServiceConfig{}
 	for _, sp := range svc.Ports {
 		proto := sp.Classify()
@@ -63,17 +66,19 @@ func OutboundService(opts Options, v *model.View, svc *model.Service) (*ServiceC
 		name := OutboundClusterName(sp.Port, host)
 		bs := backends(v, svc, sp)
 		if svc.Headless {
-			sc.addHeadless(opts, name, host, sp, proto, ids, bs)
+			sc.addHeadless(opts, name, rt, sp, proto, ids, bs)
 			continue
 		}
 		if len(svc.ClusterIPs) == 0 {
 			continue
 		}
-		sc.Clusters = append(sc.Clusters, makeEDSCluster(opts, name, proto, ids))
+		cluster := makeEDSCluster(opts, name, proto, ids)
+		applyClusterPolicy(cluster, rt.policy, proto)
+		sc.Clusters = append(sc.Clusters, cluster)
 		sc.Endpoints = append(sc.Endpoints, makeLoadAssignment(name, bs))
 		c := outboundChain{name: name, port: uint32(sp.Port), addrs: svc.ClusterIPs, filter: tcpProxyFilter(name, name)}
 		if proto.IsHTTP() {
-			sc.Routes = append(sc.Routes, makeOutboundRoute(name, host, sp.Port))
+			sc.Routes = append(sc.Routes, rt.table(name, sp.Port))
 			c.filter, c.route = outboundHCM(name, name), name
 		}
 		sc.chains = append(sc.chains, c)
@@ -85,7 +90,7 @@ func OutboundService(opts Options, v *model.View, svc *model.Service) (*ServiceC
 // through an ORIGINAL_DST cluster with mTLS. Clients dial pod IPs on the
 // endpoint (target) port, so chains match those. Pods without a sidecar
 // get no chain and fall through to the plaintext passthrough.
-func (sc *ServiceConfig) addHeadless(opts Options, name, host string, sp model.ServicePort, proto model.Protocol, ids []string, bs []backend) {
+func (sc *ServiceConfig) addHeadless(opts Options, name string, rt serviceRoutes, sp model.ServicePort, proto model.Protocol, ids []string, bs []backend) {
 	byPort := map[uint16][]netip.Addr{}
 	for _, be := range bs {
 		if be.meshed {
@@ -95,10 +100,12 @@ func (sc *ServiceConfig) addHeadless(opts Options, name, host string, sp model.S
 	if len(byPort) == 0 {
 		return
 	}
-	sc.Clusters = append(sc.Clusters, makeHeadlessCluster(opts, name, proto, ids))
+	cluster := makeHeadlessCluster(opts, name, proto, ids)
+	applyClusterPolicy(cluster, rt.policy, proto)
+	sc.Clusters = append(sc.Clusters, cluster)
 	filter, route := tcpProxyFilter(name, name), ""
 	if proto.IsHTTP() {
-		sc.Routes = append(sc.Routes, makeOutboundRoute(name, host, sp.Port))
+		sc.Routes = append(sc.Routes, rt.table(name, sp.Port))
 		filter, route = outboundHCM(name, name), name
 	}
 	for i, port := range slices.Sorted(maps.Keys(byPort)) {
@@ -110,6 +117,25 @@ func (sc *ServiceConfig) addHeadless(opts Options, name, host string, sp model.S
 			name: chainName, port: uint32(port), addrs: byPort[port], filter: filter, route: route, headless: true,
 		})
 	}
+}
+
+// serviceRoutes is what a Service's route tables are built from.
+type serviceRoutes struct {
+	host, domain string
+	rules        []model.AttachedRule
+	policy       *model.TrafficPolicy
+}
+
+// table is the route table of one HTTP port: the rules attached to that
+// port or to the whole Service.
+func (rt serviceRoutes) table(name string, port int32) *routev3.RouteConfiguration {
+	var rules []model.AttachedRule
+	for _, a := range rt.rules {
+		if a.Port == 0 || a.Port == port {
+			rules = append(rules, a)
+		}
+	}
+	return makeServiceRoute(routeInput{name: name, hostname: rt.host, port: port, domain: rt.domain, rules: rules, policy: rt.policy})
 }
 
 // AssembleOutbound combines the ServiceConfigs a proxy may see (in sorted

@@ -10,23 +10,20 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-
-	"github.com/weftmesh/weft/api/v1alpha1"
 )
 
 // InformerConfig wires the Store to the API server.
 type InformerConfig struct {
 	// Client watches Services, EndpointSlices and Pods.
 	Client kubernetes.Interface
-	// Dynamic watches MeshTLS; nil leaves policies out (every workload is
-	// PERMISSIVE), for clusters without the CRD.
+	// Dynamic watches the mesh.weft.dev CRDs (MeshTLS, TrafficPolicy,
+	// AuthorizationPolicy) and the Gateway API routes (HTTPRoute,
+	// GRPCRoute); nil leaves them out (every workload is PERMISSIVE, no
+	// routing or access policy), for clusters without the CRDs.
 	Dynamic dynamic.Interface
 	// Store receives the objects.
 	Store *Store
@@ -87,27 +84,9 @@ func StartInformers(ctx context.Context, cfg InformerConfig) error {
 	factory.Start(ctx.Done())
 
 	if cfg.Dynamic != nil {
-		dyn := dynamicinformer.NewDynamicSharedInformerFactory(cfg.Dynamic, cfg.Resync)
-		inf := dyn.ForResource(v1alpha1.MeshTLSResource).Informer()
-		if err := add(inf, handler(log, func(u *unstructured.Unstructured) {
-			k := Key{u.GetNamespace(), u.GetName()}
-			var m v1alpha1.MeshTLS
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &m); err != nil {
-				log.Error(err, "ignoring undecodable MeshTLS", "policy", k)
-				st.DeleteTLSPolicy(k)
-				return
-			}
-			p, err := TLSPolicyFromMeshTLS(&m)
-			if err != nil {
-				log.Error(err, "ignoring invalid MeshTLS", "policy", k)
-				st.DeleteTLSPolicy(k)
-				return
-			}
-			st.UpsertTLSPolicy(p)
-		}, func(k Key) { st.DeleteTLSPolicy(k) })); err != nil {
-			return fmt.Errorf("meshtls: %w", err)
+		if err := startDynamic(ctx, log, cfg, add); err != nil {
+			return err
 		}
-		dyn.Start(ctx.Done())
 	}
 
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {

@@ -18,6 +18,7 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/pilot/model"
@@ -143,8 +144,37 @@ func TestInformersFeedTheStore(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "strict"},
 		Spec:       v1alpha1.MeshTLSSpec{Mode: v1alpha1.MTLSStrict},
 	}
+	if err := gatewayv1.Install(scheme); err != nil {
+		t.Fatal(err)
+	}
+	route := &gatewayv1.HTTPRoute{
+		TypeMeta:   metav1.TypeMeta{APIVersion: gatewayv1.GroupVersion.String(), Kind: "HTTPRoute"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "reviews"},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{
+				Group: ptr.To(gatewayv1.Group("")), Kind: ptr.To(gatewayv1.Kind("Service")), Name: "reviews"}}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
+				BackendObjectReference: gatewayv1.BackendObjectReference{Name: "reviews", Port: ptr.To[int32](9080)}}}}}},
+		},
+	}
+	tp := &v1alpha1.TrafficPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "TrafficPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "lb"},
+		Spec: v1alpha1.TrafficPolicySpec{TargetRefs: []v1alpha1.PolicyTargetReference{{Kind: "Service", Name: "reviews"}},
+			LoadBalancer: &v1alpha1.LoadBalancer{Algorithm: v1alpha1.LoadBalancerRoundRobin}},
+	}
+	ap := &v1alpha1.AuthorizationPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "AuthorizationPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "deny-all"},
+	}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme,
-		map[schema.GroupVersionResource]string{v1alpha1.MeshTLSResource: "MeshTLSList"}, policy)
+		map[schema.GroupVersionResource]string{
+			v1alpha1.MeshTLSResource:             "MeshTLSList",
+			v1alpha1.TrafficPolicyResource:       "TrafficPolicyList",
+			v1alpha1.AuthorizationPolicyResource: "AuthorizationPolicyList",
+			model.HTTPRouteResource:              "HTTPRouteList",
+			model.GRPCRouteResource:              "GRPCRouteList",
+		}, policy, route, tp, ap)
 
 	st := model.NewStore(model.StoreConfig{RootNamespace: "weft-system"})
 	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), testr.New(t)))
@@ -162,6 +192,11 @@ func TestInformersFeedTheStore(t *testing.T) {
 	}
 	if got := v.MTLS(p).Mode; got != model.MTLSStrict {
 		t.Errorf("policy not loaded: mode %s", got)
+	}
+	reviews := model.Key{Namespace: "shop", Name: "reviews"}
+	if len(v.RouteTable().For(reviews)) != 1 || v.TrafficTable().For(reviews) == nil || len(v.Authz(p)) != 1 {
+		t.Errorf("routes/policies not loaded: %d rules, traffic %v, authz %d",
+			len(v.RouteTable().For(reviews)), v.TrafficTable().For(reviews), len(v.Authz(p)))
 	}
 
 	// Updates and deletes flow through.

@@ -2,6 +2,7 @@ package model
 
 import (
 	"maps"
+	"slices"
 	"sync"
 )
 
@@ -14,6 +15,9 @@ const (
 	KindEndpointSlice Kind = "EndpointSlice"
 	KindPod           Kind = "Pod"
 	KindTLSPolicy     Kind = "MeshTLS"
+	KindRoute         Kind = "Route"
+	KindTraffic       Kind = "TrafficPolicy"
+	KindAuthz         Kind = "AuthorizationPolicy"
 )
 
 // Event tells subscribers that an object changed. It carries no object: a
@@ -44,6 +48,9 @@ type Store struct {
 	slices      map[Key]*EndpointSlice
 	pods        map[Key]*Pod
 	policies    map[Key]*TLSPolicy
+	routes      map[RouteKey]*Route
+	traffic     map[Key]*TrafficPolicy
+	authz       map[Key]*AuthzPolicy
 	view        *View
 	subscribers []func(Event)
 }
@@ -59,6 +66,9 @@ func NewStore(cfg StoreConfig) *Store {
 		slices:   map[Key]*EndpointSlice{},
 		pods:     map[Key]*Pod{},
 		policies: map[Key]*TLSPolicy{},
+		routes:   map[RouteKey]*Route{},
+		traffic:  map[Key]*TrafficPolicy{},
+		authz:    map[Key]*AuthzPolicy{},
 	}
 }
 
@@ -111,6 +121,45 @@ func (s *Store) DeleteTLSPolicy(k Key) {
 	s.write(Event{KindTLSPolicy, k}, func() { delete(s.policies, k) })
 }
 
+// UpsertRoute adds or replaces an HTTPRoute or GRPCRoute. When the new
+// generation is invalid (Route.Err), the last valid generation stays in
+// force (Route.LastGood), so a bad edit never takes working routes away.
+func (s *Store) UpsertRoute(r *Route) {
+	s.write(Event{KindRoute, r.Key()}, func() {
+		if r.Err != nil && r.LastGood == nil {
+			if prev, ok := s.routes[r.RouteKey()]; ok {
+				r.LastGood = prev.Effective()
+			}
+		}
+		s.routes[r.RouteKey()] = r
+	})
+}
+
+// DeleteRoute removes a route.
+func (s *Store) DeleteRoute(k RouteKey) {
+	s.write(Event{KindRoute, k.Key}, func() { delete(s.routes, k) })
+}
+
+// UpsertTrafficPolicy adds or replaces a TrafficPolicy.
+func (s *Store) UpsertTrafficPolicy(p *TrafficPolicy) {
+	s.write(Event{KindTraffic, p.Key()}, func() { s.traffic[p.Key()] = p })
+}
+
+// DeleteTrafficPolicy removes a TrafficPolicy.
+func (s *Store) DeleteTrafficPolicy(k Key) {
+	s.write(Event{KindTraffic, k}, func() { delete(s.traffic, k) })
+}
+
+// UpsertAuthzPolicy adds or replaces an AuthorizationPolicy.
+func (s *Store) UpsertAuthzPolicy(p *AuthzPolicy) {
+	s.write(Event{KindAuthz, p.Key()}, func() { s.authz[p.Key()] = p })
+}
+
+// DeleteAuthzPolicy removes an AuthorizationPolicy.
+func (s *Store) DeleteAuthzPolicy(k Key) {
+	s.write(Event{KindAuthz, k}, func() { delete(s.authz, k) })
+}
+
 // Pod returns one pod from the current state, without building a View; the
 // xDS server uses it to authorise a connecting proxy.
 func (s *Store) Pod(k Key) (*Pod, bool) {
@@ -147,6 +196,8 @@ func (s *Store) View() *View {
 	if s.view == nil {
 		s.view = newView(s.cfg, s.generation,
 			maps.Clone(s.services), maps.Clone(s.slices), maps.Clone(s.pods), maps.Clone(s.policies))
+		s.view.setPolicies(slices.Collect(maps.Values(s.routes)), slices.Collect(maps.Values(s.traffic)),
+			slices.Collect(maps.Values(s.authz)))
 	}
 	return s.view
 }

@@ -19,6 +19,7 @@ type View struct {
 	slicesBy   map[Key][]*EndpointSlice
 	podsByIP   map[netip.Addr]*Pod
 	policies   []*TLSPolicy
+	pol        *viewPolicies
 }
 
 // NewView builds a View from plain objects, for tests and tools that do not

@@ -159,10 +159,16 @@ func (s *Server) buildFragment(v *model.View, svc *model.Service, deps []any) (*
 
 // serviceDeps lists everything generator.OutboundService reads for svc:
 // the Service, its EndpointSlices, the pods behind the endpoints (sidecar,
-// service account, labels) and the MeshTLS policies (their modes decide
-// mTLS per endpoint).
+// service account, labels), the MeshTLS policies (their modes decide
+// mTLS per endpoint), the TrafficPolicy in force for it and the route
+// versions attached to it. Routes and policies of other Services do not
+// matter: a route names its backends' clusters by name, so one Service's
+// routes change only its own fragment.
 func serviceDeps(v *model.View, svc *model.Service) []any {
-	deps := []any{svc}
+	deps := []any{svc, v.TrafficTable().For(svc.Key())}
+	for _, r := range v.RouteTable().AttachedRoutes(svc.Key()) {
+		deps = append(deps, r)
+	}
 	for _, es := range v.EndpointSlices(svc.Key()) {
 		deps = append(deps, es)
 		for _, ep := range es.Endpoints {

@@ -127,8 +127,9 @@ func (s *Server) pushOne(v *model.View, p *proxy) error {
 }
 
 // inbound returns the proxy's own part, rebuilt only when the pod, the
-// Services selecting it or the policies changed (see serviceDeps for why
-// pointer identity is enough).
+// Services selecting it, the MeshTLS policies or the AuthorizationPolicies
+// that select it changed (see serviceDeps for why pointer identity is
+// enough).
 func (s *Server) inbound(v *model.View, p *proxy, pod *model.Pod) (*part, error) {
 	deps := []any{pod}
 	for _, svc := range v.ServicesFor(pod) {
@@ -136,6 +137,9 @@ func (s *Server) inbound(v *model.View, p *proxy, pod *model.Pod) (*part, error)
 	}
 	for _, pol := range v.Policies() {
 		deps = append(deps, pol)
+	}
+	for _, az := range v.Authz(pod) {
+		deps = append(deps, az)
 	}
 	hook := s.testHookInbound.Load()
 	if p.own != nil && hook == nil && sameDeps(p.ownDeps, deps) {

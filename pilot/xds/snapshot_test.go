@@ -120,3 +120,28 @@ func TestBuildSnapshotRefusesCollisions(t *testing.T) {
 		t.Fatal("colliding names accepted")
 	}
 }
+
+// Routes and TrafficPolicies change only the fragment of the Service they
+// attach to; AuthorizationPolicies change no outbound fragment at all.
+func TestRoutesAndPoliciesRebuildOnlyTheirService(t *testing.T) {
+	s, st := testServer(t)
+	f1, err := s.fragmentsFor(st.View())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := model.Key{Namespace: ns, Name: "db"}
+	st.UpsertRoute(&model.Route{Kind: model.KindHTTPRoute, Namespace: ns, Name: "r", Generation: 1,
+		Parents: []model.ParentRef{{Kind: "Service", Namespace: ns, Name: "db"}},
+		Rules:   []model.RouteRule{{Matches: []model.RouteMatch{{}}}}})
+	st.UpsertTrafficPolicy(&model.TrafficPolicy{Namespace: ns, Name: "tp", Targets: []string{"db"}, LoadBalancer: "Random"})
+	st.UpsertAuthzPolicy(&model.AuthzPolicy{Namespace: ns, Name: "deny-all", Action: model.AuthzAllow})
+	f2, err := s.fragmentsFor(st.View())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, f := range f2.bySvc {
+		if reused := f1.bySvc[k] == f; reused == (k == db) {
+			t.Errorf("%s: reused=%v", k, reused)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/weftmesh/weft/pilot/caserver"
 	"github.com/weftmesh/weft/pilot/generator"
 	"github.com/weftmesh/weft/pilot/model"
+	"github.com/weftmesh/weft/pilot/status"
 	"github.com/weftmesh/weft/pilot/telemetry"
 	"github.com/weftmesh/weft/pilot/xds"
 	"golang.org/x/sync/errgroup"
@@ -28,8 +29,9 @@ import (
 )
 
 // run wires pilot's components — the CA (root store, trust-bundle
-// publisher, CSR service) and the xDS server over the mesh model — and runs
-// them until ctx is done or one fails.
+// publisher, CSR service), the xDS server over the mesh model and the
+// status writer (route and policy conditions) — and runs them until ctx is
+// done or one fails.
 func run(ctx context.Context, o options) error {
 	log := logr.FromContextOrDiscard(ctx)
 	td, err := spiffeid.TrustDomainFromString(o.trustDomain)
@@ -107,6 +109,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	statusWriter, err := status.New(status.Config{Dynamic: dyn, Model: mesh})
+	if err != nil {
+		return err
+	}
 	// /metrics and /debug/syncz (meshctl proxy-status) share the metrics port,
 	// which only the control plane and the API server's pod proxy reach.
 	mux := http.NewServeMux()
@@ -124,6 +130,7 @@ func run(ctx context.Context, o options) error {
 		if err := model.StartInformers(ctx, model.InformerConfig{Client: client, Dynamic: dyn, Store: mesh}); err != nil {
 			return fmt.Errorf("mesh model: %w", err)
 		}
+		g.Go(func() error { return statusWriter.Run(ctx) })
 		return xdsSrv.Run(ctx)
 	})
 	if err := g.Wait(); err != nil {
