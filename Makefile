@@ -29,8 +29,11 @@ WEFT_CMDS := ./cni-plugin/cmd/weft-bridge ./cni-plugin/cmd/weft-redirect ./cni-p
 	./proxy/cmd/weft-proxy ./pilot/cmd/pilot ./pilot/cmd/agent ./injector/cmd/injector \
 	./install/images/pause ./tests/samples/httpbin ./tests/samples/curl ./tests/samples/bookinfo
 CLUSTER := $(BUILD)/cluster
+MESHCTL := $(BUILD)/meshctl
+# The local cluster's install values, written by `cluster up`.
+VALUES  := $(CACHE)/cluster/values.yaml
 
-.PHONY: all deps packages envoy cluster-bins build images unit e2e test demo up down status bench-cni bench-podstart bench-dataplane clean
+.PHONY: all deps packages envoy cluster-bins build images manifests unit e2e e2e-kind test demo up down status bench-cni bench-podstart bench-dataplane clean
 
 all: build
 
@@ -80,22 +83,43 @@ build:
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $(BUILD)/ $(WEFT_CMDS)
 	go build -o $(CLUSTER) ./tests/cluster
+	go build -o $(MESHCTL) ./meshctl/cmd/meshctl
 
-## images: OCI image tarballs for every Weft component and sample app.
+## images: OCI image tarballs for every Weft component and sample app, and
+## the chart's images again tagged `next` (same binaries) for the upgrade test.
 images: build envoy cluster-bins
 	go run ./install/images -bin-dir $(BUILD) -tools-dir $(BIN) -envoy $(BIN)/envoy -out $(IMAGES)
+	go run ./install/images -bin-dir $(BUILD) -tools-dir $(BIN) -envoy $(BIN)/envoy -out $(IMAGES) \
+		-tag next -only cni-node,weft-proxy,pilot,injector,sidecar,coredns
+
+## manifests: copy the CRDs into the Helm chart (install/helm/weft/crds) and
+## render install/manifests/weft.yaml from the chart with the default values.
+manifests:
+	rm -f install/helm/weft/crds/*.yaml
+	cp api/v1alpha1/crds/*.yaml install/gatewayapi/crds/*.yaml install/helm/weft/crds/
+	go run ./install/internal/genmanifest -o install/manifests/weft.yaml
 
 ## unit: unit tests and network-namespace tests (the latter need root).
 unit:
 	go vet ./...
 	go test -count=1 ./...
 
-## e2e: a fresh local cluster, the cluster-agnostic e2e suite, then teardown.
+## e2e: a fresh local cluster, Weft installed by meshctl (from the Helm
+## chart), the cluster-agnostic e2e suite, then meshctl uninstall/reinstall
+## and teardown.
 e2e: deps images
-	$(CLUSTER) up
-	$(CLUSTER) install
 	trap '$(CLUSTER) down' EXIT; \
-	go test -count=1 -tags e2e -timeout 30m -v ./tests/e2e/ -args -kubeconfig $(KUBECONFIG)
+	$(CLUSTER) up; \
+	$(MESHCTL) --kubeconfig $(KUBECONFIG) install -f $(VALUES); \
+	$(MESHCTL) --kubeconfig $(KUBECONFIG) check; \
+	go test -count=1 -tags e2e -timeout 30m -v ./tests/e2e/ -args -kubeconfig $(KUBECONFIG) -install-values $(VALUES); \
+	go test -count=1 -tags e2e -timeout 10m -v -run '^TestMeshctlUninstallReinstall$$' ./tests/e2e/ \
+		-args -kubeconfig $(KUBECONFIG) -meshctl-lifecycle -meshctl-values $(VALUES)
+
+## e2e-kind: the same e2e suite on a kind cluster (needs Docker and kind;
+## KIND=/path/to/kind to pick the binary). See tests/e2e/kind/README.md.
+e2e-kind: images
+	go run ./tests/e2e/kind/cmd/kind-e2e -kind "$${KIND:-kind}" -images $(IMAGES) -kubeconfig $(CACHE)/kind/kubeconfig
 
 ## test: everything CI runs.
 test: deps unit e2e
@@ -103,8 +127,10 @@ test: deps unit e2e
 ## demo: the main job — cluster up, install Weft, sample app with mTLS, results.
 demo: deps images
 	$(CLUSTER) up
-	$(CLUSTER) install
+	$(MESHCTL) --kubeconfig $(KUBECONFIG) install -f $(VALUES)
+	$(MESHCTL) --kubeconfig $(KUBECONFIG) check
 	$(CLUSTER) demo
+	$(MESHCTL) --kubeconfig $(KUBECONFIG) proxy-status -n weft-demo
 	@echo "cluster left running: export KUBECONFIG=$(KUBECONFIG); PATH=$(BIN):\$$PATH; make down when done"
 
 up: deps images

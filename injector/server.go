@@ -25,7 +25,7 @@ import (
 )
 
 // Default addresses and names of the weft-injector Deployment (DESIGN.md
-// and install/manifests/30-injector.yaml).
+// and install/helm/weft/templates/injector.yaml).
 const (
 	DefaultPort              = 15017                          // webhook (Service weft-injector:443 targets it)
 	DefaultHealthAddr        = ":15018"                       // /healthz, /readyz for the kubelet

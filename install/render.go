@@ -1,146 +1,227 @@
 // Package install renders Weft's Kubernetes manifests from one set of values
 // and applies them with server-side apply. The local cluster, `meshctl
-// install` and the e2e suite all install Weft through it.
+// install` and the e2e suite all install Weft through it. The manifests
+// come from the Helm chart in helm/weft (embedded), rendered with Helm's
+// own engine, so `helm install` and `meshctl install` produce the same
+// objects from the same values.
 package install
 
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"io/fs"
-	"sort"
+	"path"
+	"regexp"
+	"slices"
 	"strings"
-	"text/template"
 
-	meshv1alpha1 "github.com/weftmesh/weft/api/v1alpha1"
-	"github.com/weftmesh/weft/install/gatewayapi"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
 	"sigs.k8s.io/yaml"
 )
 
-//go:embed manifests/*.yaml
-var manifests embed.FS
+// Namespace is the control plane's namespace (DESIGN.md); the chart puts
+// its objects there whatever the Helm release's namespace.
+const Namespace = "weft-system"
 
-// Components says which parts to install. A cluster that keeps its own CNI
-// and kube-proxy installs only the mesh.
-type Components struct {
-	CNI   bool `json:"cni"`   // weft-cni-node: the pod network
-	Proxy bool `json:"proxy"` // weft-proxy: Service VIPs (kube-proxy replacement)
-	DNS   bool `json:"dns"`   // CoreDNS as kube-dns (local cluster only; real clusters bring theirs)
-	Mesh  bool `json:"mesh"`  // pilot (CA + xDS) and the sidecar injector
-}
+// ReleaseName is the Helm release name Render renders as.
+const ReleaseName = "weft"
 
-// CNIValues are host paths of the pod network's files.
-type CNIValues struct {
-	BinDir  string `json:"binDir"`  // plugin binaries
-	ConfDir string `json:"confDir"` // the conflist; with PerNodeDirs, the directory holding <node>/cni/net.d
-	// IPAMDir is the data dir written into the conflist; it may contain
-	// $(NODE_NAME), which Kubernetes expands in container args.
-	IPAMDir string `json:"ipamDir"`
-	// IPAMMount is a host directory containing IPAMDir, mounted at the same
-	// path in weft-cni-node so it can garbage-collect allocations.
-	IPAMMount string `json:"ipamMount"`
-	// PerNodeDirs is for clusters whose nodes share one filesystem (the local
-	// cluster): each node's conf dir is <ConfDir>/<node>/cni/net.d.
-	PerNodeDirs bool `json:"perNodeDirs"`
-}
+//go:embed all:helm/weft
+var chartFS embed.FS
 
-// Values parameterise the manifests. They read and write as YAML/JSON
-// (a values file, as with Helm); unset fields keep Defaults().
-type Values struct {
-	Registry    string `json:"registry"`
-	Tag         string `json:"tag"`
-	PullPolicy  string `json:"pullPolicy"`
-	ClusterCIDR string `json:"clusterCIDR"`
-	ServiceCIDR string `json:"serviceCIDR"`
-	// APIServerHost/Port, when set, point node agents straight at the API
-	// server (they start before any Service VIP works), as Cilium does.
-	APIServerHost string     `json:"apiServerHost,omitempty"`
-	APIServerPort string     `json:"apiServerPort,omitempty"`
-	DNSServiceIP  string     `json:"dnsServiceIP"`
-	ClusterDomain string     `json:"clusterDomain"`
-	TrustDomain   string     `json:"trustDomain"` // SPIFFE trust domain of workload identities
-	Components    Components `json:"components"`
-	CNI           CNIValues  `json:"cni"`
-}
+// chartRoot is the chart's directory inside chartFS.
+const chartRoot = "helm/weft"
 
-// ReadValues overlays a YAML or JSON values file on Defaults(); unknown
-// fields are errors, so a typo does not silently install defaults.
-func ReadValues(data []byte) (Values, error) {
-	v := Defaults()
-	if err := yaml.UnmarshalStrict(data, &v); err != nil {
-		return Values{}, fmt.Errorf("values: %w", err)
-	}
-	return v, nil
-}
-
-// Defaults are the values for an ordinary cluster.
-func Defaults() Values {
-	return Values{
-		Registry: "weft.local", Tag: "dev", PullPolicy: "IfNotPresent",
-		ClusterCIDR: "10.244.0.0/16", ServiceCIDR: "10.96.0.0/16",
-		DNSServiceIP: "10.96.0.10", ClusterDomain: "cluster.local", TrustDomain: "cluster.local",
-		Components: Components{CNI: true, Proxy: true, Mesh: true},
-		CNI: CNIValues{BinDir: "/opt/cni/bin", ConfDir: "/etc/cni/net.d",
-			IPAMDir: "/var/lib/cni/weft", IPAMMount: "/var/lib/cni/weft"},
-	}
-}
-
-// Image is the reference of one of our images.
-func (v Values) Image(name string) string { return fmt.Sprintf("%s/%s:%s", v.Registry, name, v.Tag) }
-
-// APIServerEnv renders the env entries that bypass the kubernetes Service.
-func (v Values) APIServerEnv() string {
-	if v.APIServerHost == "" {
-		return ""
-	}
-	const indent = "\n        "
-	return indent + "- {name: KUBERNETES_SERVICE_HOST, value: \"" + v.APIServerHost + "\"}" +
-		indent + "- {name: KUBERNETES_SERVICE_PORT, value: \"" + v.APIServerPort + "\"}"
-}
-
-// Render returns the manifests as one multi-document YAML stream: the CRDs
-// of api/v1alpha1 and the pinned Gateway API CRDs (install/gatewayapi)
-// first (when the mesh is installed), then the templates in file-name order
-// (namespaces first).
-func Render(v Values) ([]byte, error) {
-	names, err := fs.Glob(manifests, "manifests/*.yaml")
+// LoadChart loads the embedded chart, as `helm install` would load
+// install/helm/weft.
+func LoadChart() (*chart.Chart, error) {
+	var files []*loader.BufferedFile
+	err := fs.WalkDir(chartFS, chartRoot, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := chartFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		files = append(files, &loader.BufferedFile{Name: strings.TrimPrefix(p, chartRoot+"/"), Data: data})
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("list manifests: %w", err)
+		return nil, fmt.Errorf("read chart: %w", err)
 	}
-	sort.Strings(names)
+	ch, err := loader.LoadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("load chart: %w", err)
+	}
+	return ch, nil
+}
+
+// Render returns the manifests as one multi-document YAML stream: the
+// chart rendered with v, plus the chart's CRDs (crds/: Weft's own and the
+// pinned Gateway API CRDs) when the mesh is installed. Values are checked
+// against the chart's values.schema.json first. Objects come in apply
+// order (see kindOrder), each document headed by "# Source: <template>".
+func Render(v Values) ([]byte, error) {
+	ch, err := LoadChart()
+	if err != nil {
+		return nil, err
+	}
+	vals, err := v.chartValues()
+	if err != nil {
+		return nil, err
+	}
+	return renderValues(ch, vals)
+}
+
+// renderValues renders ch with values as `helm template` would with a
+// values file (over the chart's values.yaml).
+func renderValues(ch *chart.Chart, vals map[string]any) ([]byte, error) {
+	top, err := chartutil.ToRenderValues(ch, vals,
+		chartutil.ReleaseOptions{Name: ReleaseName, Namespace: Namespace, IsInstall: true}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("chart values: %w", explainSchemaError(ch, err))
+	}
+	rendered, err := engine.Engine{Strict: true}.Render(ch, top)
+	if err != nil {
+		return nil, fmt.Errorf("render chart: %w", err)
+	}
+	var docs []document
+	for name, text := range rendered {
+		if path.Ext(name) != ".yaml" {
+			continue
+		}
+		d, err := split(name, text)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d...)
+	}
+	// crds/ is not templated: Helm installs it as is. Render ships the CRDs
+	// with the mesh, whose components use them.
+	if mesh, err := top["Values"].(chartutil.Values).PathValue("components.mesh"); err == nil && mesh == true {
+		for _, crd := range ch.CRDObjects() {
+			d, err := split(path.Join(ch.Name(), crd.Name), string(crd.File.Data))
+			if err != nil {
+				return nil, err
+			}
+			docs = append(docs, d...)
+		}
+	}
+	slices.SortStableFunc(docs, compareDocuments)
 	var out bytes.Buffer
-	if v.Components.Mesh {
-		crds, err := meshv1alpha1.CRDs()
-		if err != nil {
-			return nil, err
-		}
-		for _, crd := range crds {
-			fmt.Fprintf(&out, "---\n# Source: api/v1alpha1/crds\n%s\n", strings.TrimSpace(string(crd)))
-		}
-		gw, err := gatewayapi.CRDs()
-		if err != nil {
-			return nil, err
-		}
-		for _, crd := range gw {
-			fmt.Fprintf(&out, "---\n# Source: install/gatewayapi/crds\n%s\n", strings.TrimSpace(string(crd)))
-		}
-	}
-	for _, name := range names {
-		text, err := manifests.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, err)
-		}
-		tmpl, err := template.New(name).Option("missingkey=error").Parse(string(text))
-		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", name, err)
-		}
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, v); err != nil {
-			return nil, fmt.Errorf("render %s: %w", name, err)
-		}
-		if doc := strings.TrimSpace(buf.String()); doc != "" {
-			fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", name, doc)
-		}
+	for _, d := range docs {
+		fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", d.source, d.text)
 	}
 	return out.Bytes(), nil
+}
+
+// chartValues are v as the chart's values: through JSON, so the keys are
+// the JSON names, with numbers kept as json.Number as Helm reads them.
+func (v Values) chartValues() (map[string]any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode values: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode values: %w", err)
+	}
+	return m, nil
+}
+
+// document is one object of the rendered stream.
+type document struct {
+	source string // template path, e.g. weft/templates/pilot.yaml
+	index  int    // position in its template
+	kind   string
+	text   string
+}
+
+// docSeparator splits a YAML stream as Helm's releaseutil.SplitManifests does.
+var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
+
+// split cuts a rendered template into its objects, dropping documents that
+// hold nothing (a disabled component, comments only).
+func split(source, text string) ([]document, error) {
+	var out []document
+	for i, part := range docSeparator.Split(text, -1) {
+		part = strings.TrimSpace(part)
+		var head struct {
+			Kind       string `json:"kind"`
+			APIVersion string `json:"apiVersion"`
+		}
+		var probe any
+		if err := yaml.Unmarshal([]byte(part), &probe); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", source, i+1, err)
+		}
+		if probe == nil {
+			continue
+		}
+		if err := yaml.Unmarshal([]byte(part), &head); err != nil {
+			return nil, fmt.Errorf("%s: document %d: %w", source, i+1, err)
+		}
+		if head.Kind == "" || head.APIVersion == "" {
+			return nil, fmt.Errorf("%s: document %d has no kind/apiVersion", source, i+1)
+		}
+		out = append(out, document{source: source, index: i, kind: head.Kind, text: part})
+	}
+	return out, nil
+}
+
+// kindOrder is the apply order: what others depend on first (namespaces,
+// CRDs, identities and their permissions, configuration, Services), then
+// workloads, and webhooks last so none points at a Service with no
+// endpoints yet. Applier.Delete walks it backwards. Kinds not listed go
+// just before the webhooks.
+var kindOrder = []string{
+	"Namespace", "CustomResourceDefinition",
+	"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+	"ConfigMap", "Secret", "Service",
+	"DaemonSet", "Deployment", "PodDisruptionBudget",
+	"", // anything else
+	"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+}
+
+func kindRank(kind string) int {
+	if i := slices.Index(kindOrder, kind); i >= 0 {
+		return i
+	}
+	return slices.Index(kindOrder, "")
+}
+
+// compareDocuments orders by kind, then template path, then position in
+// the template: stable whatever order the engine returns templates in.
+func compareDocuments(a, b document) int {
+	if c := kindRank(a.kind) - kindRank(b.kind); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.source, b.source); c != 0 {
+		return c
+	}
+	return a.index - b.index
+}
+
+// DefaultManifestPath is where `make manifests` writes DefaultManifest,
+// relative to the repository root.
+const DefaultManifestPath = "install/manifests/weft.yaml"
+
+// DefaultManifest is the chart rendered with Defaults() under a
+// do-not-edit note: the checked-in install/manifests/weft.yaml, for users
+// who install with `kubectl apply --server-side -f`.
+func DefaultManifest() ([]byte, error) {
+	stream, err := Render(Defaults())
+	if err != nil {
+		return nil, err
+	}
+	const header = "# Weft with the default values of install/helm/weft, rendered by `make manifests`.\n" +
+		"# Do not edit: change the chart and run `make manifests`.\n"
+	return append([]byte(header), stream...), nil
 }

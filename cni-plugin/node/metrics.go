@@ -24,6 +24,7 @@ type Metrics struct {
 	redirectRestarts metric.Int64Counter
 	routes, ips      atomic.Int64
 	missingPods      atomic.Int64
+	ops              *opsMetrics
 }
 
 // NewMetrics registers the instruments with a meter of mp.
@@ -64,6 +65,9 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 			})); err != nil {
 			return nil, fmt.Errorf("create gauge %s: %w", g.name, err)
 		}
+	}
+	if m.ops, err = newOpsMetrics(meter); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

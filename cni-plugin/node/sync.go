@@ -73,6 +73,7 @@ func (a *Agent) sync(ctx context.Context, full bool) error {
 	if full {
 		steps.add("ipam-gc", a.gcIPAM(ctx))
 	}
+	steps.add("cni-ops", a.drainOps(ctx))
 	return steps.err()
 }
 

@@ -16,16 +16,37 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// Config says where the builder reads binaries and writes tarballs.
+// Config says where the builder reads binaries and writes tarballs, and
+// which tag the images get.
 type Config struct {
-	BinDir, ToolsDir, Envoy, OutDir, Only string
+	BinDir, ToolsDir, Envoy, OutDir string
+	// Only, when not empty, lists the images to build (the rest are skipped).
+	Only []string
+	// Tag is the images' tag; empty means Tag (dev). The upgrade e2e test
+	// installs dev and upgrades to a second tag (next) of the same build.
+	Tag string
 }
 
-// Ref is the stable reference of an image built here.
-func Ref(name string) string { return fmt.Sprintf("%s/%s:%s", Registry, name, Tag) }
+// tag is cfg.Tag or the default.
+func (cfg Config) tag() string {
+	if cfg.Tag == "" {
+		return Tag
+	}
+	return cfg.Tag
+}
 
-// TarballPath is where the tarball of image name is written.
-func TarballPath(outDir, name string) string { return filepath.Join(outDir, name+".tar") }
+// Ref is the stable reference of an image built here: weft.local/<name>:<tag>.
+func Ref(name, tag string) string { return fmt.Sprintf("%s/%s:%s", Registry, name, tag) }
+
+// TarballPath is where the tarball of image name with tag is written:
+// <name>.tar for the default tag (dev), <name>_<tag>.tar for others, so
+// every tag has its own file and loaders import them all (*.tar).
+func TarballPath(outDir, name, tag string) string {
+	if tag == "" || tag == Tag {
+		return filepath.Join(outDir, name+".tar")
+	}
+	return filepath.Join(outDir, name+"_"+tag+".tar")
+}
 
 // Build writes the tarball of s unless one built from identical inputs is
 // already there. It reports whether it wrote a new one.
@@ -43,8 +64,9 @@ func Build(cfg Config, s Spec) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("image %s config: %w", s.Name, err)
 	}
-	key := digest(append(append([]byte(Ref(s.Name)), configJSON...), layerBytes...))
-	out := TarballPath(cfg.OutDir, s.Name)
+	ref := Ref(s.Name, cfg.tag())
+	key := digest(append(append([]byte(ref), configJSON...), layerBytes...))
+	out := TarballPath(cfg.OutDir, s.Name, cfg.tag())
 	keyFile := out + ".key"
 	if old, err := os.ReadFile(keyFile); err == nil && string(old) == key {
 		if _, err := os.Stat(out); err == nil {
@@ -55,9 +77,9 @@ func Build(cfg Config, s Spec) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("image %s: %w", s.Name, err)
 	}
-	tag, err := name.NewTag(Ref(s.Name))
+	tag, err := name.NewTag(ref)
 	if err != nil {
-		return false, fmt.Errorf("tag %s: %w", Ref(s.Name), err)
+		return false, fmt.Errorf("tag %s: %w", ref, err)
 	}
 	tmp := out + ".tmp"
 	if err := tarball.WriteToFile(tmp, tag, img); err != nil {

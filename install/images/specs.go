@@ -1,6 +1,7 @@
 package main
 
-// Registry and Tag name every image Weft builds: weft.local/<name>:dev. Pods
+// Registry and Tag name every image Weft builds: weft.local/<name>:dev (the
+// -tag flag builds the same images under another tag, e.g. next). Pods
 // use imagePullPolicy Never (or IfNotPresent), so the registry host is never
 // contacted; it only has to be stable between the builder and the manifests.
 const (

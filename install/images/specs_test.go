@@ -1,11 +1,13 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -63,4 +65,39 @@ func TestBuildSkipsUnchangedInputs(t *testing.T) {
 func TestMissingBinaryIsAClearError(t *testing.T) {
 	_, err := Build(Config{BinDir: t.TempDir(), OutDir: t.TempDir()}, Spec{Name: "x", Binaries: map[string]string{"nope": "/nope"}})
 	assert.ErrorContains(t, err, "image x")
+}
+
+func TestTaggedBuildWritesItsOwnTarball(t *testing.T) {
+	bin, out := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "tool"), []byte("#!/bin/true\n"), 0o755))
+	s := Spec{Name: "t", Binaries: map[string]string{"tool": "/tool"}, Entrypoint: []string{"/tool"}}
+	for _, tag := range []string{"", "next"} {
+		built, err := Build(Config{BinDir: bin, OutDir: out, Tag: tag}, s)
+		require.NoError(t, err)
+		assert.True(t, built, "tag %q: its own tarball", tag)
+	}
+	assert.Equal(t, filepath.Join(out, "t.tar"), TarballPath(out, "t", "dev"))
+	assert.Equal(t, filepath.Join(out, "t_next.tar"), TarballPath(out, "t", "next"))
+	for path, want := range map[string]string{
+		filepath.Join(out, "t.tar"):      "weft.local/t:dev",
+		filepath.Join(out, "t_next.tar"): "weft.local/t:next",
+	} {
+		m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(path) })
+		require.NoError(t, err)
+		require.Len(t, m, 1)
+		assert.Equal(t, []string{want}, m[0].RepoTags, path)
+	}
+}
+
+func TestSelectSpecs(t *testing.T) {
+	got, err := selectSpecs(Specs(), []string{"pilot", " sidecar"})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, "pilot", got[0].Name)
+	assert.Equal(t, "sidecar", got[1].Name)
+	all, err := selectSpecs(Specs(), nil)
+	require.NoError(t, err)
+	assert.Len(t, all, len(Specs()))
+	_, err = selectSpecs(Specs(), []string{"pilott"})
+	assert.ErrorContains(t, err, `no image "pilott"`)
 }

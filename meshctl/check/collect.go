@@ -258,6 +258,10 @@ func established(obj map[string]any) bool {
 	return false
 }
 
+// RedirectMissingReason is the reason of weft-cni-node's warning event on a
+// meshed pod whose traffic redirect rules are missing.
+const RedirectMissingReason = "RedirectRulesMissing"
+
 func redirect(ctx context.Context, c *kube.Client) Redirect {
 	var r Redirect
 	pods, err := c.Kube.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.Set{"app.kubernetes.io/name": "weft-cni-node"}.String()})
@@ -275,11 +279,14 @@ func redirect(ctx context.Context, c *kube.Client) Redirect {
 		}
 		r.Checkers = append(r.Checkers, rc)
 	}
-	evs, err := c.Kube.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "reason=RedirectRulesMissing"})
+	evs, err := c.Kube.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "reason=" + RedirectMissingReason})
 	if err != nil {
 		return r
 	}
 	for _, e := range evs.Items {
+		if e.Reason != RedirectMissingReason {
+			continue
+		}
 		p, err := c.Kube.CoreV1().Pods(e.InvolvedObject.Namespace).Get(ctx, e.InvolvedObject.Name, metav1.GetOptions{})
 		if err != nil || p.UID != e.InvolvedObject.UID {
 			continue

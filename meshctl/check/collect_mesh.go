@@ -23,7 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 )
 
-// InjectorService fronts the webhook (install/manifests/30-injector.yaml).
+// InjectorService fronts the webhook (install/helm/weft/templates/injector.yaml).
 const InjectorService = "weft-injector"
 
 func webhook(ctx context.Context, c *kube.Client) Webhook {
@@ -152,14 +152,19 @@ func stalePublished(ctx context.Context, c *kube.Client, roots []*x509.Certifica
 		return nil, 0
 	}
 	var stale []string
+	published := 0
 	for _, cm := range cms.Items {
+		if cm.Name != lifecycle.RootCertMap {
+			continue // a server (or fake) that ignores the field selector
+		}
+		published++
 		got, err := ca.ParseCerts([]byte(cm.Data[lifecycle.RootCertMapKey]))
 		if err != nil || !sameCerts(got, roots) {
 			stale = append(stale, cm.Namespace)
 		}
 	}
 	sort.Strings(stale)
-	return stale, len(cms.Items)
+	return stale, published
 }
 
 func sameCerts(a, b []*x509.Certificate) bool {

@@ -41,7 +41,7 @@ IP, with :<port> (number or Service port name). Exit code 0 means ALLOWED.`,
   meshctl explain deploy/curl -n shop httpbin.payments:http --path /status/200
   meshctl explain curl-7d9f-x2.shop pod/httpbin-5bbd-2f7gb:8080`,
 		Args:              args(cobra.ExactArgs(2)),
-		ValidArgsFunction: a.completeMeshedPods,
+		ValidArgsFunction: a.completeExplain,
 	}
 	format := outputFlag(cmd)
 	cmd.Flags().StringVar(&path, "path", "/", "HTTP path of the request (route and policy matching)")

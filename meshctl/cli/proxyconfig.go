@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/weftmesh/weft/api/annotation"
@@ -24,6 +25,19 @@ func (a *app) proxyConfigCmd() *cobra.Command {
 one part of it as a table; -o json prints Envoy's own JSON of that part.
 secrets shows the workload's SVID (SPIFFE ID, serial, expiry, and whether
 its chain verifies against the trust bundle) and the trust bundle's roots.`,
+		// Without RunE cobra prints the help and exits 0 for a misspelt
+		// kind ("proxy-config secret <pod>").
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			if len(argv) == 0 {
+				return cmd.Help()
+			}
+			hint := ""
+			if s := cmd.SuggestionsFor(argv[0]); len(s) > 0 {
+				hint = " (did you mean " + strings.Join(s, " or ") + "?)"
+			}
+			return usageError{fmt.Errorf("unknown kind %q for meshctl proxy-config%s: want %s", argv[0], hint, strings.Join(proxyconfig.Kinds, ", "))}
+		},
 	}
 	for _, kind := range proxyconfig.Kinds {
 		cmd.AddCommand(a.proxyConfigKindCmd(kind))

@@ -119,17 +119,28 @@ func podError(err error, ns, name string) error {
 	return fmt.Errorf("get pod %s/%s: %w", ns, name, err)
 }
 
+// completionClient connects for shell completion, which must answer
+// quickly or not at all.
+func (a *app) completionClient(cmd *cobra.Command) (context.Context, *kube.Client, func(), bool) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+	c, err := a.client(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, false
+	}
+	return ctx, c, cancel, true
+}
+
 // completeMeshedPods completes pod names with a sidecar in the namespace.
 func (a *app) completeMeshedPods(cmd *cobra.Command, argv []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	if len(argv) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-	defer cancel()
-	c, err := a.client(ctx)
-	if err != nil {
+	ctx, c, cancel, ok := a.completionClient(cmd)
+	if !ok {
 		return nil, cobra.ShellCompDirectiveError
 	}
+	defer cancel()
 	pods, err := c.Kube.CoreV1().Pods(a.namespace(c)).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
@@ -138,6 +149,50 @@ func (a *app) completeMeshedPods(cmd *cobra.Command, argv []string, toComplete s
 	for _, p := range pods.Items {
 		if _, ok := p.Annotations[annotation.StatusAnnotation]; ok && strings.HasPrefix(p.Name, toComplete) {
 			out = append(out, p.Name)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeExplain completes explain's source pod, then the destination
+// Service of the namespace.
+func (a *app) completeExplain(cmd *cobra.Command, argv []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(argv) != 1 {
+		return a.completeMeshedPods(cmd, argv, toComplete)
+	}
+	ctx, c, cancel, ok := a.completionClient(cmd)
+	if !ok {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	defer cancel()
+	svcs, err := c.Kube.CoreV1().Services(a.namespace(c)).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	var out []string
+	for _, s := range svcs.Items {
+		if strings.HasPrefix(s.Name, toComplete) {
+			out = append(out, s.Name)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeNamespaces completes -n.
+func (a *app) completeNamespaces(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	ctx, c, cancel, ok := a.completionClient(cmd)
+	if !ok {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	defer cancel()
+	nss, err := c.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	var out []string
+	for _, n := range nss.Items {
+		if strings.HasPrefix(n.Name, toComplete) {
+			out = append(out, n.Name)
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp

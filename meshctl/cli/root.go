@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -81,6 +82,10 @@ func Run(ctx context.Context, args []string, env Env) (code int) {
 	if err == nil {
 		return 0
 	}
+	if msg, ok := unknownCommand(err); ok {
+		fmt.Fprintf(env.Err, "error: %s\n", msg)
+		return 2
+	}
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Msg != "" {
@@ -94,6 +99,25 @@ func Run(ctx context.Context, args []string, env Env) (code int) {
 		return 2
 	}
 	return 1
+}
+
+// unknownCommand rewrites cobra's multi-line "unknown command" error
+// (with its "Did you mean this?" list) as one line; it is bad usage.
+func unknownCommand(err error) (string, bool) {
+	first, rest, _ := strings.Cut(err.Error(), "\n")
+	if !strings.HasPrefix(first, "unknown command ") {
+		return "", false
+	}
+	var suggestions []string
+	for _, l := range strings.Split(rest, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasSuffix(l, "?") {
+			suggestions = append(suggestions, l)
+		}
+	}
+	if len(suggestions) > 0 {
+		first += " (did you mean " + strings.Join(suggestions, " or ") + "?)"
+	}
+	return first + "; see meshctl --help", true
 }
 
 func (e Env) withDefaults() Env {
@@ -141,6 +165,10 @@ which mTLS mode and which authorization policy.`,
 	root.SetErr(env.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	a.flags.AddFlags(root.PersistentFlags())
+	must(root.RegisterFlagCompletionFunc("namespace", a.completeNamespaces))
+	must(root.RegisterFlagCompletionFunc("context", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return a.flags.Contexts(), cobra.ShellCompDirectiveNoFileComp
+	}))
 	root.AddCommand(
 		a.installCmd(), a.upgradeCmd(), a.uninstallCmd(),
 		a.checkCmd(), a.injectCmd(),

@@ -388,7 +388,7 @@ func redirectFindings(ctx context.Context, c *kube.Client, s *Source) {
 		LabelSelector: "app.kubernetes.io/name=weft-cni-node",
 		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", p.Spec.NodeName).String()}); err == nil {
 		for _, cp := range cni.Items {
-			s.CheckerOnNode = s.CheckerOnNode || cp.Status.Phase == corev1.PodRunning
+			s.CheckerOnNode = s.CheckerOnNode || cp.Spec.NodeName == p.Spec.NodeName && cp.Status.Phase == corev1.PodRunning
 		}
 	}
 	evs, err := c.Kube.CoreV1().Events(p.Namespace).List(ctx, metav1.ListOptions{FieldSelector: fields.AndSelectors(
@@ -398,7 +398,7 @@ func redirectFindings(ctx context.Context, c *kube.Client, s *Source) {
 		return
 	}
 	for _, e := range evs.Items {
-		if e.InvolvedObject.UID == p.UID {
+		if e.InvolvedObject.UID == p.UID && e.Reason == "RedirectRulesMissing" {
 			s.RedirectMissing = e.Message
 		}
 	}

@@ -23,7 +23,7 @@ import (
 )
 
 // ConfigFromValues is the injector configuration an install with v runs
-// (install/manifests/30-injector.yaml passes the same flags).
+// (install/helm/weft/templates/injector.yaml passes the same flags).
 func ConfigFromValues(v install.Values) injector.Config {
 	cfg := injector.DefaultConfig()
 	cfg.Image = v.Image("sidecar")
@@ -118,6 +118,10 @@ func injectObject(obj *unstructured.Unstructured, cfg injector.Config) ([]Outcom
 		if err != nil {
 			return nil, err
 		}
+		oc := []Outcome{{Object: describe(obj), Injected: res.Status != nil, Reason: res.Decision.Detail}}
+		if res.Status == nil {
+			return oc, nil // untouched: not even re-encoded
+		}
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(res.Pod)
 		if err != nil {
 			return nil, fmt.Errorf("encode pod: %w", err)
@@ -125,7 +129,7 @@ func injectObject(obj *unstructured.Unstructured, cfg injector.Config) ([]Outcom
 		clean(m)
 		delete(m, "status")
 		obj.Object = m
-		return []Outcome{{Object: describe(obj), Injected: res.Status != nil, Reason: res.Decision.Detail}}, nil
+		return oc, nil
 	}
 	path, ok := templatePaths[kind]
 	if !ok {
@@ -144,7 +148,15 @@ func injectObject(obj *unstructured.Unstructured, cfg injector.Config) ([]Outcom
 	if err != nil {
 		return nil, err
 	}
+	oc := []Outcome{{Object: describe(obj), Injected: res.Status != nil, Reason: res.Decision.Detail}}
+	if res.Status == nil {
+		return oc, nil
+	}
+	// The namespace was only lent to the webhook's function: a template
+	// keeps the metadata it had.
+	ns := tmpl.Namespace
 	tmpl.ObjectMeta, tmpl.Spec = res.Pod.ObjectMeta, res.Pod.Spec
+	tmpl.Namespace = ns
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&tmpl)
 	if err != nil {
 		return nil, fmt.Errorf("encode pod template: %w", err)
@@ -153,7 +165,7 @@ func injectObject(obj *unstructured.Unstructured, cfg injector.Config) ([]Outcom
 	if err := unstructured.SetNestedMap(obj.Object, m, path...); err != nil {
 		return nil, err
 	}
-	return []Outcome{{Object: describe(obj), Injected: res.Status != nil, Reason: res.Decision.Detail}}, nil
+	return oc, nil
 }
 
 func injectList(list *unstructured.Unstructured, cfg injector.Config) ([]Outcome, error) {

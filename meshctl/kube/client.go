@@ -7,7 +7,13 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -68,11 +74,11 @@ func (f *Flags) Connect(ctx context.Context) (*Client, error) {
 	cc := f.clientConfig()
 	cfg, err := cc.ClientConfig()
 	if err != nil {
-		return nil, Humanize(err, "")
+		return nil, f.configError(err)
 	}
 	ns, _, err := cc.Namespace()
 	if err != nil {
-		return nil, Humanize(err, "")
+		return nil, f.configError(err)
 	}
 	cfg.UserAgent = "meshctl"
 	cfg.QPS, cfg.Burst = 50, 100
@@ -92,6 +98,80 @@ func (f *Flags) Connect(ctx context.Context) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// missingEntry is client-go's error for a --context, --cluster or --user
+// that the kubeconfig does not define (clientcmd.DirectClientConfig).
+var missingEntry = regexp.MustCompile(`^(context|cluster|auth info) "(.*)" does not exist$`)
+
+// configError says what is wrong with the kubeconfig: a --kubeconfig
+// file that does not exist, or a context, cluster or user it does not
+// define (with the ones it does), else the humanized client-go error.
+func (f *Flags) configError(err error) error {
+	if p := f.loading.ExplicitPath; p != "" {
+		if _, serr := os.Stat(p); errors.Is(serr, fs.ErrNotExist) {
+			return Userf("kubeconfig %s does not exist: check --kubeconfig (or unset it to use $KUBECONFIG or ~/.kube/config)", p)
+		}
+	}
+	m := missingEntry.FindStringSubmatch(err.Error())
+	if m == nil {
+		return Humanize(err, "")
+	}
+	kind, flag := m[1], "--"+m[1]
+	raw, rerr := f.clientConfig().RawConfig()
+	var names []string
+	switch kind {
+	case "context":
+		for n := range raw.Contexts {
+			names = append(names, n)
+		}
+	case "cluster":
+		for n := range raw.Clusters {
+			names = append(names, n)
+		}
+	default:
+		kind, flag = "user", "--user"
+		for n := range raw.AuthInfos {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	have := "it defines none"
+	if rerr == nil && len(names) > 0 {
+		have = "it has " + strings.Join(names, ", ")
+	}
+	return Userf("%s %q is not in the kubeconfig %s (%s): check %s", kind, m[2], f.kubeconfigFiles(), have, flag)
+}
+
+// Contexts lists the kubeconfig's context names (shell completion).
+func (f *Flags) Contexts() []string {
+	raw, err := f.clientConfig().RawConfig()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for n := range raw.Contexts {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// kubeconfigFiles names the kubeconfig files read, for messages.
+func (f *Flags) kubeconfigFiles() string {
+	if p := f.loading.ExplicitPath; p != "" {
+		return p
+	}
+	var files []string
+	for _, p := range f.loading.GetLoadingPrecedence() {
+		if _, err := os.Stat(p); err == nil {
+			files = append(files, p)
+		}
+	}
+	if len(files) == 0 {
+		return "(none found)"
+	}
+	return strings.Join(files, string(os.PathListSeparator))
 }
 
 // ping asks for the server version with a short deadline of its own (the

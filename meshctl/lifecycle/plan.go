@@ -133,7 +133,7 @@ func setValue(tree map[string]any, s string) error {
 	for _, p := range path[:len(path)-1] {
 		next, ok := m[p].(map[string]any)
 		if !ok {
-			return fmt.Errorf("--set %s: unknown value %q (see install.Values)", key, p)
+			return fmt.Errorf("--set %s: unknown value %q (see install/helm/weft/values.yaml)", key, p)
 		}
 		m = next
 	}
@@ -146,11 +146,17 @@ func setValue(tree map[string]any, s string) error {
 			return fmt.Errorf("--set %s: %q is not true or false", key, val)
 		}
 		m[last] = b
+	case float64: // numbers decode from JSON as float64 (replicas)
+		n, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return fmt.Errorf("--set %s: %q is not a number", key, val)
+		}
+		m[last] = n
 	case map[string]any:
 		return fmt.Errorf("--set %s: is a group of values; set one of its fields", key)
 	default:
 		if !known && !optionalKeys[key] {
-			return fmt.Errorf("--set %s: unknown value %q (see install.Values)", key, last)
+			return fmt.Errorf("--set %s: unknown value %q (see install/helm/weft/values.yaml)", key, last)
 		}
 		m[last] = val
 	}

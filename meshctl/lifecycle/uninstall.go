@@ -70,6 +70,14 @@ func (in *Installer) Uninstall(ctx context.Context, p Plan, opts UninstallOption
 		}
 	}
 	if !opts.NoNodeCleanup {
+		// Pods on the pod network (pilot, injector, CoreDNS) must be gone
+		// before the node cleanup removes the CNI config: without it the
+		// runtime cannot tear their sandboxes down and they never go.
+		if err := in.step("Deployments removed before the pod network", func() error {
+			return in.deleteDeployments(ctx, p)
+		}); err != nil {
+			return left, err
+		}
 		if err := in.cleanupNodes(ctx, p); err != nil {
 			return left, err
 		}
@@ -130,6 +138,26 @@ func (in *Installer) deleteObjects(ctx context.Context, objs []*unstructured.Uns
 		}
 	}
 	return in.cfg.Applier.Delete(ctx, sel)
+}
+
+// deleteDeployments deletes the plan's Deployments and waits until their
+// pods are gone.
+func (in *Installer) deleteDeployments(ctx context.Context, p Plan) error {
+	isDeployment := func(o *unstructured.Unstructured) bool { return o.GetKind() == "Deployment" }
+	if err := in.deleteObjects(ctx, p.Objects, isDeployment); err != nil {
+		return err
+	}
+	return in.poll(ctx, func(ctx context.Context) (bool, error) {
+		for _, o := range p.Objects {
+			if !isDeployment(o) {
+				continue
+			}
+			if n, err := in.podsOf(ctx, o); err != nil || n > 0 {
+				return false, err
+			}
+		}
+		return true, nil
+	})
 }
 
 // cleanupNodes stops the node agents, then runs their cleanup on every
@@ -216,6 +244,9 @@ func (in *Installer) deleteRuntime(ctx context.Context) (plugged bool, err error
 		return plugged, fmt.Errorf("list %s config maps: %w", RootCertMap, err)
 	}
 	for _, cm := range cms.Items {
+		if cm.Name != RootCertMap {
+			continue // never delete what the field selector should have left out
+		}
 		err := in.cfg.Kube.CoreV1().ConfigMaps(cm.Namespace).Delete(ctx, cm.Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return plugged, fmt.Errorf("delete config map %s/%s: %w", cm.Namespace, cm.Name, err)

@@ -23,7 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Where pilot serves /debug/syncz (install/manifests/50-pilot.yaml).
+// Where pilot serves /debug/syncz (install/helm/weft/templates/pilot.yaml).
 const (
 	Namespace   = "weft-system"
 	PilotLabel  = "app.kubernetes.io/name=weft-pilot"

@@ -19,6 +19,7 @@ import (
 	"github.com/weftmesh/weft/api/annotation"
 	"github.com/weftmesh/weft/pilot/caserver"
 	"github.com/weftmesh/weft/pilot/identity"
+	"github.com/weftmesh/weft/pilot/telemetry/envoystats"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -125,6 +126,9 @@ type BootstrapConfig struct {
 	// AdminPort, StatsPort, ReadinessPort: Envoy's ports; AgentPort is
 	// where Envoy finds the agent's ReadinessPath on 127.0.0.1.
 	AdminPort, StatsPort, ReadinessPort, AgentPort uint32
+	// ClusterDomain is the DNS domain in outbound cluster names, which the
+	// stats tags parse (envoystats.StatsConfig); empty means cluster.local.
+	ClusterDomain string
 }
 
 func (c *BootstrapConfig) setDefaults() error {
@@ -199,6 +203,9 @@ func Bootstrap(cfg BootstrapConfig) (*bootstrapv3.Bootstrap, error) {
 			Metadata: meta,
 		},
 		Admin: &bootstrapv3.Admin{Address: socketAddress("127.0.0.1", cfg.AdminPort)},
+		// Request stats on 15090 labelled by workload, direction and
+		// destination, named as pilot names clusters.
+		StatsConfig: envoystats.StatsConfig(envoystats.WorkloadName(cfg.Pod.Name), cfg.Pod.Namespace, cfg.ClusterDomain),
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
 			Listeners: []*listenerv3.Listener{
 				makeRouteListener(ListenerStats, cfg.ListenAddress, cfg.StatsPort, StatsPath, ClusterPrometheusStats),

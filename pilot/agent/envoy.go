@@ -17,6 +17,8 @@ import (
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/weftmesh/weft/pilot/telemetry/envoystats"
 )
 
 // Defaults of EnvoyConfig (the agent's flags of the same names).
@@ -53,12 +55,18 @@ type Starter interface {
 type ExecStarter struct {
 	Binary string    // path of the envoy executable
 	Output io.Writer // Envoy's stdout and stderr
+	// Env is added to the agent's environment for Envoy (see
+	// EnvoyResourceEnv).
+	Env []string
 }
 
 // Start implements Starter.
 func (e ExecStarter) Start(args []string) (Process, error) {
 	cmd := exec.Command(e.Binary, args...)
 	cmd.Stdout, cmd.Stderr = e.Output, e.Output
+	if len(e.Env) > 0 {
+		cmd.Env = append(os.Environ(), e.Env...)
+	}
 	// Should the agent die without draining (SIGKILL, panic), Envoy goes
 	// with it instead of holding the ports of the next agent. The Go runtime
 	// only ends the forking thread for goroutines that exit while locked to
@@ -112,6 +120,25 @@ type EnvoyConfig struct {
 	Sleep func(ctx context.Context, d time.Duration) bool
 	// MeterProvider defaults to the global one.
 	MeterProvider metric.MeterProvider
+	// Env is extra environment for the Envoy process when Starter is nil.
+	Env []string
+}
+
+// EnvoyResourceEnv is the environment that names the sidecar in the spans
+// Envoy's OpenTelemetry tracer sends: pilot configures the tracer with the
+// environment resource detector, which reads OTEL_RESOURCE_ATTRIBUTES
+// (https://www.envoyproxy.io/docs/envoy/v1.37.0/api-v3/extensions/tracers/opentelemetry/resource_detectors/v3/environment_resource_detector.proto).
+// Attributes the operator already set in the pod come last and win.
+func EnvoyResourceEnv(p Pod, getenv func(string) string) []string {
+	attrs := "service.name=" + envoystats.WorkloadName(p.Name) + ",service.namespace=" + p.Namespace +
+		",k8s.namespace.name=" + p.Namespace + ",k8s.pod.name=" + p.Name
+	if p.NodeName != "" {
+		attrs += ",k8s.node.name=" + p.NodeName
+	}
+	if extra := getenv("OTEL_RESOURCE_ATTRIBUTES"); extra != "" {
+		attrs += "," + extra
+	}
+	return []string{"OTEL_RESOURCE_ATTRIBUTES=" + attrs}
 }
 
 func (c *EnvoyConfig) setDefaults() error {
@@ -119,7 +146,7 @@ func (c *EnvoyConfig) setDefaults() error {
 		c.Binary = DefaultEnvoyBinary
 	}
 	if c.Starter == nil {
-		c.Starter = ExecStarter{Binary: c.Binary, Output: os.Stderr}
+		c.Starter = ExecStarter{Binary: c.Binary, Output: os.Stderr, Env: c.Env}
 	}
 	if c.BootstrapPath == "" {
 		c.BootstrapPath = DefaultBootstrapPath

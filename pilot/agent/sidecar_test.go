@@ -160,7 +160,9 @@ func TestSidecarRunsEnvoy(t *testing.T) {
 	code, body, _, err := httpGet(loopURL(e.statsPort, StatsPath))
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, code)
-	for _, metric := range []string{"envoy_server_live{} 1", `envoy_cluster_upstream_cx_active{envoy_cluster_name="xds-grpc"} 1`} {
+	// Every stat carries the reporting workload (envoystats.StatsConfig).
+	for _, metric := range []string{`envoy_server_live{workload="web",workload_namespace="default"} 1`,
+		`envoy_cluster_upstream_cx_active{workload="web",workload_namespace="default",envoy_cluster_name="xds-grpc"} 1`} {
 		assert.True(t, strings.Contains(body, metric+"\n"), "stats lack %q", metric)
 	}
 	code, _, _, err = httpGet(loopURL(e.statsPort, "/config_dump"))
@@ -208,9 +210,14 @@ func TestSidecarRunsEnvoy(t *testing.T) {
 		code, body, _, err := httpGet(ready)
 		return err == nil && code == http.StatusServiceUnavailable && body == "not ready: draining\n"
 	}, 5*time.Second, 5*time.Millisecond, "readiness never reported the drain")
-	n, err = envoyStat(e.adminPort, drainClose)
-	require.NoError(t, err)
-	assert.Positive(t, n, "Envoy is draining its listeners (connections closed for the drain)")
+	// The agent reports draining before its drain call to Envoy's admin API
+	// returns, so the first 503s may precede Envoy's drain: keep asking
+	// until a readiness connection is closed for the drain.
+	assert.Eventually(t, func() bool {
+		httpGet(ready) // a request on the readiness listener while it drains
+		n, err := envoyStat(e.adminPort, drainClose)
+		return err == nil && n > 0
+	}, 900*time.Millisecond, 10*time.Millisecond, "Envoy is draining its listeners (connections closed for the drain)")
 	select {
 	case err := <-stopped:
 		require.NoError(t, err)

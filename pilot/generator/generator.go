@@ -49,12 +49,18 @@ type Options struct {
 	// listener (pilot/agent), and Envoy rejects an LDS listener on the same
 	// port. Turn it on for an Envoy whose bootstrap does not.
 	ReadinessListener bool
+	// Telemetry is the data-plane telemetry (access logs, tracing) of
+	// every sidecar; the zero value adds none.
+	Telemetry Telemetry
 }
 
 func (o Options) trustDomain() (spiffeid.TrustDomain, error) {
 	td, err := spiffeid.TrustDomainFromString(o.TrustDomain)
 	if err != nil {
 		return td, fmt.Errorf("trust domain %q: %w", o.TrustDomain, err)
+	}
+	if err := o.Telemetry.validate(); err != nil {
+		return td, err
 	}
 	return td, nil
 }
@@ -158,6 +164,7 @@ func Inbound(opts Options, v *model.View, pod *model.Pod) (*Resources, error) {
 	for _, p := range ports {
 		out.Clusters = append(out.Clusters, makeInboundCluster(opts, p))
 	}
+	applyInboundTelemetry(opts, pod, out)
 	out.sort()
 	return out, nil
 }

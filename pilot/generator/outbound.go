@@ -83,6 +83,7 @@ func OutboundService(opts Options, v *model.View, svc *model.Service) (*ServiceC
 		}
 		sc.chains = append(sc.chains, c)
 	}
+	applyOutboundTelemetry(opts, sc)
 	return sc, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -74,7 +75,13 @@ func EndpointSliceFromK8s(es *discoveryv1.EndpointSlice) (slice *EndpointSlice, 
 	if svc == "" || es.AddressType == discoveryv1.AddressTypeFQDN {
 		return nil, false
 	}
-	out := &EndpointSlice{Namespace: es.Namespace, Name: es.Name, Service: svc}
+	out := &EndpointSlice{Namespace: es.Namespace, Name: es.Name, Service: svc,
+		UID: string(es.UID), ResourceVersion: es.ResourceVersion}
+	if v, ok := es.Annotations[corev1.EndpointsLastChangeTriggerTime]; ok {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			out.TriggerTime = t
+		}
+	}
 	for _, p := range es.Ports {
 		ep := EndpointPort{}
 		if p.Name != nil {

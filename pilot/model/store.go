@@ -169,6 +169,16 @@ func (s *Store) Pod(k Key) (*Pod, bool) {
 	return p, ok
 }
 
+// EndpointSlice returns one slice from the current state, without building
+// a View; the xDS server's network-programming tracer reads the version it
+// was just told about.
+func (s *Store) EndpointSlice(k Key) (*EndpointSlice, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	es, ok := s.slices[k]
+	return es, ok
+}
+
 // Generation counts writes; it changes whenever the View would.
 func (s *Store) Generation() uint64 {
 	s.mu.Lock()

@@ -153,6 +153,13 @@ type EndpointSlice struct {
 	Service   string
 	Ports     []EndpointPort
 	Endpoints []Endpoint
+	// UID, ResourceVersion and TriggerTime (annotation
+	// endpoints.kubernetes.io/last-change-trigger-time, zero if absent)
+	// identify this version of the slice for network-programming traces
+	// (pilot/telemetry/netprog); config generation ignores them.
+	UID             string
+	ResourceVersion string
+	TriggerTime     time.Time
 }
 
 // Key is the slice's namespace/name.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weftmesh/weft/pilot/generator"
 	"github.com/weftmesh/weft/pilot/model"
@@ -53,6 +55,13 @@ type Config struct {
 	// re-parsing every listener of every proxy on each push. Tests turn it
 	// on to keep that argument honest.
 	FullConsistencyCheck bool
+	// MeterProvider receives the xDS metrics (telemetry.go); nil records
+	// none.
+	MeterProvider metric.MeterProvider
+	// TracerProvider receives the network-programming spans (one
+	// "pilot.push" per EndpointSlice change and affected proxy, see
+	// pilot/telemetry/netprog); nil records none.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) validate() error {

@@ -73,6 +73,7 @@ func (s *Server) pushAll(ctx context.Context) {
 	}
 	close(work)
 	wg.Wait()
+	s.tel.roundDone(v.Generation(), time.Since(start))
 	s.log.V(1).Info("pushed", "proxies", len(proxies), "failed", failed,
 		"generation", v.Generation(), "duration", time.Since(start).String())
 	if failed > 0 && ctx.Err() == nil {
@@ -111,6 +112,7 @@ func (s *Server) pushOne(v *model.View, p *proxy) error {
 	}
 	p.lastGen = v.Generation()
 	if sameVersions(built, p.last) {
+		s.tel.unchanged(p.nodeID, v.Generation())
 		return nil
 	}
 	if s.cfg.FullConsistencyCheck {
@@ -122,6 +124,7 @@ func (s *Server) pushOne(v *model.View, p *proxy) error {
 	if err := s.cache.SetSnapshot(context.Background(), p.nodeID, built.snap); err != nil {
 		return fmt.Errorf("set snapshot for %s: %w", p.nodeID, err)
 	}
+	s.tel.pushed(v, p.nodeID, built, p.last)
 	p.last = built
 	return nil
 }

@@ -28,6 +28,7 @@ type Server struct {
 	cfg     Config
 	cache   cache.SnapshotCache
 	status  *tracker
+	tel     *telemetry
 	trigger chan struct{}
 	log     logr.Logger // set by Run; discards before
 
@@ -79,6 +80,11 @@ func New(cfg Config) (*Server, error) {
 		outbox:  map[string]*namespacePart{},
 	}
 	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cacheLogger{s})
+	tel, err := newTelemetry(s)
+	if err != nil {
+		return nil, err
+	}
+	s.tel, s.status.onSent, s.status.onAnswer = tel, tel.sent, tel.answered
 	return s, nil
 }
 
@@ -106,6 +112,7 @@ func (s *Server) Run(ctx context.Context) error {
 	xdsServer := serverv3.NewServer(ctx, s.cache, s.status.callbacks(s))
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xdsServer)
 
+	s.tel.start(ctx)
 	s.cfg.Model.Subscribe(func(model.Event) { s.Trigger() })
 	pushDone := make(chan struct{})
 	go func() {
@@ -187,6 +194,7 @@ func (s *Server) disconnect(p *proxy) {
 	delete(s.proxies, p.nodeID)
 	s.cache.ClearSnapshot(p.nodeID)
 	s.status.removeNode(p.nodeID)
+	s.tel.gone(p.nodeID)
 	s.log.Info("proxy disconnected", "node", p.nodeID)
 }
 

@@ -92,6 +92,12 @@ type tracker struct {
 	mu      sync.Mutex
 	nodes   map[string]*nodeState
 	streams map[streamKey]string // stream → node ID
+
+	// onSent and onAnswer, if set, observe responses and ACKs/NACKs for
+	// metrics and tracing (telemetry.go). They run under mu and must not
+	// call back into the tracker.
+	onSent   func(typeURL string)
+	onAnswer func(nodeID, typeURL, version string, nack bool, detail string)
 }
 
 // streamKey identifies a stream: go-control-plane numbers SotW and delta
@@ -174,6 +180,9 @@ func (t *tracker) sent(streamID streamKey, typeURL, nonce, version string) {
 	}
 	ts := n.typeState(typeURL)
 	ts.sent, ts.nonce, ts.lastPush = version, nonce, time.Now()
+	if t.onSent != nil {
+		t.onSent(typeURL)
+	}
 }
 
 // received records an ACK or NACK. It returns the version a NACK rejected,
@@ -188,6 +197,9 @@ func (t *tracker) received(streamID streamKey, node *corev3.Node, typeURL, nonce
 	ts := n.typeState(typeURL)
 	if nonce != ts.nonce {
 		return "" // a reply to an older response; a newer one is in flight
+	}
+	if t.onAnswer != nil {
+		t.onAnswer(t.streams[streamID], typeURL, ts.sent, isNack, errMsg)
 	}
 	if isNack {
 		ts.nacked, ts.errMsg, ts.lastNack = ts.sent, errMsg, time.Now()

@@ -11,6 +11,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/weftmesh/weft/pilot/telemetry/netprog"
 )
 
 // TriggerTimeAnnotation is set by the EndpointSlice controller to the time of
@@ -35,6 +37,11 @@ type Tracker struct {
 	changed  map[types.NamespacedName]bool
 	triggers map[types.NamespacedName][]time.Time
 	nodeGen  int
+	// tracing is set once the informers' initial lists are in; from then
+	// on slice changes are kept for network-programming traces.
+	tracing bool
+	traced  []netprog.Change
+	now     func() time.Time
 
 	// state and errs are only touched by Take, i.e. by the sync goroutine.
 	state map[types.NamespacedName]*Service
@@ -47,8 +54,9 @@ type TrackerConfig struct {
 	NodeName string
 	// Protocols says what the kernel supports; see Protocols.
 	Protocols Protocols
-	// Now is read once, at start-up: only EndpointSlice changes triggered
-	// later count for network-programming latency. time.Now if nil.
+	// Now is read at start-up (only EndpointSlice changes triggered later
+	// count for network-programming latency) and when a slice change is
+	// recorded for tracing. time.Now if nil.
 	Now func() time.Time
 }
 
@@ -61,6 +69,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 		nodeName: cfg.NodeName,
 		protos:   cfg.Protocols,
 		started:  cfg.Now(),
+		now:      cfg.Now,
 		services: map[types.NamespacedName]*v1.Service{},
 		slices:   map[types.NamespacedName]map[string]*discovery.EndpointSlice{},
 		node:     Node{Name: cfg.NodeName, Eligible: true},
@@ -133,6 +142,18 @@ func (t *Tracker) updateSlice(s *discovery.EndpointSlice, deleted bool) {
 	if !trigger.IsZero() {
 		t.triggers[name] = append(t.triggers[name], trigger)
 	}
+	if t.tracing {
+		t.traced = append(t.traced, netprog.FromEndpointSlice(s, deleted, t.now()))
+	}
+}
+
+// TraceChanges starts recording EndpointSlice changes for
+// network-programming traces (Changes.Slices). Call it once the informers
+// delivered their initial lists, which are state, not changes.
+func (t *Tracker) TraceChanges() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tracing = true
 }
 
 // SetNode records this node's object: its addresses and whether it should
@@ -184,6 +205,9 @@ type Changes struct {
 	Errors map[types.NamespacedName]error
 	// NodeGeneration changes whenever this node's addresses change.
 	NodeGeneration int
+	// Slices are the EndpointSlice changes recorded since the last Take,
+	// in arrival order, once TraceChanges was called.
+	Slices []netprog.Change
 }
 
 // Take converts the Services that changed since the last call and returns
@@ -206,6 +230,8 @@ func (t *Tracker) Take() Changes {
 	}
 	triggers := t.triggers
 	nodeGen := t.nodeGen
+	traced := t.traced
+	t.traced = nil
 	t.changed = map[types.NamespacedName]bool{}
 	t.triggers = map[types.NamespacedName][]time.Time{}
 	t.mu.Unlock()
@@ -223,7 +249,7 @@ func (t *Tracker) Take() Changes {
 		t.state[name] = &Service{Name: name, Ports: ports, Endpoints: EndpointsByPort(inputs[i].slices, t.nodeName)}
 	}
 	slices.SortFunc(changed, CompareNames)
-	return Changes{Services: t.state, Changed: changed, Triggers: triggers, Errors: t.errs, NodeGeneration: nodeGen}
+	return Changes{Services: t.state, Changed: changed, Triggers: triggers, Errors: t.errs, NodeGeneration: nodeGen, Slices: traced}
 }
 
 // CompareNames orders Services by namespace, then name: the order of their

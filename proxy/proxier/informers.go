@@ -45,7 +45,11 @@ func Watch(ctx context.Context, client kubernetes.Interface, p *Proxier, nodeNam
 		return fmt.Errorf("watch services: %w", err)
 	}
 	slices := epFactory.Discovery().V1().EndpointSlices().Informer()
-	if _, err := slices.AddEventHandler(handler(p, t.SetSlice, t.DeleteSlice)); err != nil {
+	// The registration's HasSynced (not the informer's) says our handler
+	// has seen the initial list, after which slice events are changes
+	// worth tracing (Proxier.Synced).
+	slicesReg, err := slices.AddEventHandler(handler(p, t.SetSlice, t.DeleteSlice))
+	if err != nil {
 		return fmt.Errorf("watch endpoint slices: %w", err)
 	}
 	nodes := nodeFactory.Core().V1().Nodes().Informer()
@@ -55,7 +59,7 @@ func Watch(ctx context.Context, client kubernetes.Interface, p *Proxier, nodeNam
 	for _, f := range []informers.SharedInformerFactory{svcFactory, epFactory, nodeFactory} {
 		f.Start(ctx.Done())
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), svcs.HasSynced, slices.HasSynced, nodes.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), svcs.HasSynced, slicesReg.HasSynced, nodes.HasSynced) {
 		return fmt.Errorf("wait for informer caches: %w", ctx.Err())
 	}
 	p.Synced()

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
+	"github.com/weftmesh/weft/pilot/telemetry/netprog"
 	"github.com/weftmesh/weft/proxy/conntrack"
 	"github.com/weftmesh/weft/proxy/healthcheck"
 	"github.com/weftmesh/weft/proxy/iptables"
@@ -27,6 +29,9 @@ import (
 	"github.com/weftmesh/weft/proxy/rules"
 	"github.com/weftmesh/weft/proxy/runner"
 )
+
+// maxUntraced bounds the slice changes kept across failing syncs.
+const maxUntraced = 10000
 
 // quarantineFor is how long a Service whose rules the kernel rejected is
 // left out (unless it changes earlier): long enough not to fail every
@@ -49,6 +54,9 @@ type Config struct {
 	IPTables  iptables.Interface
 	Conntrack conntrack.Cleaner
 	Metrics   *metrics.Metrics
+	// Tracing records a "weft-proxy.sync" span per EndpointSlice change a
+	// sync programmed (pilot/telemetry/netprog); nil records none.
+	Tracing *netprog.SyncRecorder
 	// Health and ServiceHealth may be nil in tests.
 	Health        *healthcheck.Node
 	ServiceHealth *healthcheck.Services
@@ -66,6 +74,9 @@ type Proxier struct {
 	lastFull    time.Time
 	nodeGen     int
 	quarantined map[types.NamespacedName]time.Time
+	// untraced are slice changes taken by syncs that failed: the sync
+	// that finally applies them ends their spans.
+	untraced []netprog.Change
 
 	mu     sync.Mutex
 	synced bool // informers delivered their initial lists
@@ -81,6 +92,9 @@ func New(cfg Config) (*Proxier, error) {
 	}
 	if cfg.FullSyncPeriod <= 0 {
 		cfg.FullSyncPeriod = time.Hour
+	}
+	if cfg.Tracing == nil {
+		cfg.Tracing = netprog.NewSyncRecorder(netprog.SyncConfig{})
 	}
 	p := &Proxier{
 		cfg:         cfg,
@@ -125,6 +139,7 @@ func (p *Proxier) Synced() {
 	p.mu.Lock()
 	p.synced = true
 	p.mu.Unlock()
+	p.cfg.Tracker.TraceChanges()
 	p.runner.Run()
 }
 
@@ -138,6 +153,10 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx)
 	start := p.cfg.Clock.Now()
 	c := p.cfg.Tracker.Take()
+	p.untraced = append(p.untraced, c.Slices...)
+	if n := len(p.untraced) - maxUntraced; n > 0 {
+		p.untraced = slices.Delete(p.untraced, 0, n) // syncs keep failing: drop the oldest spans
+	}
 	node := p.cfg.Tracker.Node()
 	if p.cfg.Health != nil {
 		p.cfg.Health.SetEligible(node.Eligible)
@@ -179,6 +198,8 @@ func (p *Proxier) Sync(ctx context.Context) error {
 			p.cfg.Metrics.RecordProgramming(ctx, now.Sub(t))
 		}
 	}
+	p.cfg.Tracing.Synced(ctx, p.untraced, netprog.Sync{End: now, Full: full, RulesWritten: plan.RulesWritten})
+	p.untraced = nil
 	if p.cfg.Health != nil {
 		p.cfg.Health.Updated()
 	}

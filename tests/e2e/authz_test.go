@@ -117,11 +117,16 @@ func TestAuthorizationPolicy(t *testing.T) {
 		apply(t, ns, allowFrom(ns, "reviews", "bookinfo-productpage"))
 		apply(t, ns, allowFrom(ns, "ratings", "bookinfo-reviews"))
 		var body string
+		// Four policies reach four workloads' sidecars one push at a time:
+		// wait until the whole set is in force (ten good answers in a row)
+		// before counting.
 		waitFor(t, "productpage shows details, reviews and ratings", 90*time.Second, func() error {
-			var err error
-			body, err = fetch(ctx, curl, productURL, "-H", "end-user: jason")
-			if err != nil || hasError(body) || !strings.Contains(body, `"details"`) {
-				return fmt.Errorf("body %.300s: %v", body, err)
+			for i := 0; i < 10; i++ {
+				var err error
+				body, err = fetch(ctx, curl, productURL, "-H", "end-user: jason")
+				if err != nil || hasError(body) || !strings.Contains(body, `"details"`) {
+					return fmt.Errorf("answer %d: body %.300s: %v", i, body, err)
+				}
 			}
 			return nil
 		})

@@ -12,16 +12,40 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/weftmesh/weft/cni-plugin/opstats"
 )
 
 func main() {
 	skel.PluginMainFuncs(skel.CNIFuncs{
-		Add:    cmdAdd,
-		Del:    cmdDel,
-		Check:  cmdCheck,
+		Add:    opstats.Wrap("weft-bridge", "ADD", opsDir, cmdAdd),
+		Del:    opstats.Wrap("weft-bridge", "DEL", opsDir, cmdDel),
+		Check:  opstats.Wrap("weft-bridge", "CHECK", opsDir, cmdCheck),
 		Status: cmdStatus,
 		GC:     cmdGC,
 	}, version.PluginSupports("1.0.0", "1.1.0"), "weft-bridge: Weft pod network plugin (bridge + IPAM)")
+}
+
+// opsDir is where command outcomes are spooled for weft-cni-node's
+// metrics: the IPAM data directory, which weft-cni-node mounts. Nothing is
+// recorded when it does not exist (a failed ADD before IPAM ran).
+func opsDir(stdin []byte) string {
+	var c struct {
+		DataDir string `json:"dataDir"`
+	}
+	if err := json.Unmarshal(stdin, &c); err != nil {
+		return ""
+	}
+	if c.DataDir == "" {
+		c.DataDir = defaultDataDir
+	}
+	if fi, err := os.Stat(c.DataDir); err != nil || !fi.IsDir() {
+		return ""
+	}
+	return c.DataDir
 }

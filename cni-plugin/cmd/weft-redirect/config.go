@@ -23,6 +23,10 @@ type NetConf struct {
 	Kubeconfig string `json:"kubeconfig"`
 	// APITimeout bounds the pod lookup, a Go duration; default "5s".
 	APITimeout string `json:"apiTimeout,omitempty"`
+	// DataDir, if set, is where the outcome of each command is spooled
+	// for weft-cni-node's metrics (package opstats); use weft-bridge's
+	// dataDir, which weft-cni-node drains.
+	DataDir string `json:"dataDir,omitempty"`
 }
 
 // config is a validated NetConf.

@@ -18,20 +18,34 @@
 package main
 
 import (
+	"encoding/json"
+
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
+
+	"github.com/weftmesh/weft/cni-plugin/opstats"
 )
 
 func main() {
 	// client-go logs through klog; a plugin prints nothing but its result.
 	klog.SetLogger(logr.Discard())
 	skel.PluginMainFuncs(skel.CNIFuncs{
-		Add:    cmdAdd,
-		Del:    cmdDel,
-		Check:  cmdCheck,
+		Add:    opstats.Wrap("weft-redirect", "ADD", opsDir, cmdAdd),
+		Del:    opstats.Wrap("weft-redirect", "DEL", opsDir, cmdDel),
+		Check:  opstats.Wrap("weft-redirect", "CHECK", opsDir, cmdCheck),
 		Status: cmdStatus,
 		GC:     cmdGC,
 	}, version.PluginSupports("1.0.0", "1.1.0"), "weft-redirect: Weft sidecar traffic capture (iptables REDIRECT)")
+}
+
+// opsDir is NetConf.DataDir, where command outcomes are spooled for
+// weft-cni-node's metrics; unset, nothing is recorded.
+func opsDir(stdin []byte) string {
+	var c NetConf
+	if err := json.Unmarshal(stdin, &c); err != nil {
+		return ""
+	}
+	return c.DataDir
 }

@@ -58,6 +58,7 @@ func parseFlags(args []string) (cfg agent.SidecarConfig, trustDomain string, err
 	fs.StringVar(&b.XDSAddress, "xds-address", agent.DefaultXDSAddress, "pilot's xDS endpoint (host:port), resolved by Envoy")
 	fs.StringVar(&b.XDSServerName, "xds-server-name", "", "SNI Envoy sends to pilot's xDS endpoint (default: host of --xds-address)")
 	fs.StringVar(&trustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain")
+	fs.StringVar(&b.ClusterDomain, "cluster-domain", "cluster.local", "cluster DNS domain (Envoy's stats tags parse it out of cluster names)")
 	fs.StringVar(&e.Binary, "envoy-binary", agent.DefaultEnvoyBinary, "Envoy executable")
 	fs.StringVar(&e.BootstrapPath, "bootstrap-path", agent.DefaultBootstrapPath, "where Envoy's bootstrap is written (a writable emptyDir)")
 	fs.DurationVar(&e.DrainDuration, "drain-duration", agent.DefaultDrainDuration, "how long Envoy drains connections on SIGTERM before it is stopped")
@@ -75,6 +76,7 @@ func run(ctx context.Context, cfg agent.SidecarConfig, trustDomain string) error
 	}
 	cfg.Agent.TrustDomain = td
 	cfg.Bootstrap.Pod = agent.PodFromEnv(os.Getenv)
+	cfg.Envoy.Env = agent.EnvoyResourceEnv(cfg.Bootstrap.Pod, os.Getenv)
 	if cfg.AppProbers, err = agent.AppProbersFromEnv(os.Getenv); err != nil {
 		return err
 	}

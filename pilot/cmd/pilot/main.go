@@ -36,6 +36,7 @@ type options struct {
 	csrBurst      int
 	kubeQPS       float64
 	kubeBurst     int
+	telemetry     telemetryFlags
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.IntVar(&o.csrBurst, "csr-burst", 50, "CSR burst allowed per SPIFFE identity")
 	flag.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "API server client QPS (TokenReviews, pod lookups)")
 	flag.IntVar(&o.kubeBurst, "kube-api-burst", 100, "API server client burst")
+	o.telemetry.register(flag.CommandLine)
 	flag.Parse()
 
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))

@@ -38,6 +38,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("trust domain: %w", err)
 	}
+	dataPlane, err := o.telemetry.options()
+	if err != nil {
+		return err
+	}
 	restCfg, err := kubeConfig(o)
 	if err != nil {
 		return err
@@ -59,6 +63,7 @@ func run(ctx context.Context, o options) error {
 			log.Error(err, "shutdown telemetry")
 		}
 	}()
+	log.Info("telemetry", "otlpTraces", tel.OTLPTraces, "otlpMetrics", tel.OTLPMetrics)
 
 	store, err := rootstore.New(rootstore.Config{
 		Client: client, Namespace: o.namespace, Secret: o.caSecret, PluggedSecret: o.pluggedSecret,
@@ -91,6 +96,9 @@ func run(ctx context.Context, o options) error {
 	// spiffe://<td>/ns/<namespace>/sa/weft-pilot with the Service's DNS
 	// names, which sidecars check when they connect to xDS.
 	serving := &caserver.ServingCert{CA: store, Namespace: o.namespace, DNSNames: caserver.ServingNames(o.namespace, o.clusterDomain)}
+	if err := caserver.RegisterServingMetrics(tel.MeterProvider, serving); err != nil {
+		return err
+	}
 	caGRPC := caserver.NewGRPCServer(caSrv, serving, grpc.ChainUnaryInterceptor(caserver.LoggerInterceptor(log)))
 	caLis, err := net.Listen("tcp", o.caAddr)
 	if err != nil {
@@ -103,8 +111,9 @@ func run(ctx context.Context, o options) error {
 		return pool
 	}
 	xdsSrv, err := xds.New(xds.Config{
-		Addr: o.xdsAddr, Model: mesh, Generator: generator.Options{TrustDomain: o.trustDomain},
-		TLS: xds.ServerTLSConfig(func() (*tls.Certificate, error) { return serving.GetCertificate(nil) }, roots),
+		Addr: o.xdsAddr, Model: mesh, Generator: generator.Options{TrustDomain: o.trustDomain, Telemetry: dataPlane},
+		TLS:           xds.ServerTLSConfig(func() (*tls.Certificate, error) { return serving.GetCertificate(nil) }, roots),
+		MeterProvider: tel.MeterProvider, TracerProvider: tel.TracerProvider,
 	})
 	if err != nil {
 		return err

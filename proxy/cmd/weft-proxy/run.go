@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/weftmesh/weft/pilot/telemetry"
+	"github.com/weftmesh/weft/pilot/telemetry/netprog"
 	"github.com/weftmesh/weft/proxy/conntrack"
 	"github.com/weftmesh/weft/proxy/healthcheck"
 	"github.com/weftmesh/weft/proxy/iptables"
@@ -95,12 +96,14 @@ func run(ctx context.Context, o options) error {
 		ClusterCIDR: cidr, NodeIPs: nodeIPs,
 		MinSyncPeriod: o.minSyncPeriod, SyncPeriod: o.syncPeriod, BulkRules: bulk,
 		IPTables: ipt, Conntrack: conntrack.Netlink{}, Metrics: m,
-		Health: health, ServiceHealth: svcHealth,
+		Tracing: netprog.NewSyncRecorder(netprog.SyncConfig{TracerProvider: tel.TracerProvider, Node: o.nodeName}),
+		Health:  health, ServiceHealth: svcHealth,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("starting weft-proxy", "node", o.nodeName, "clusterCIDR", cidr.String(), "nftables", nft, "sctp", sctp)
+	log.Info("starting weft-proxy", "node", o.nodeName, "clusterCIDR", cidr.String(), "nftables", nft, "sctp", sctp,
+		"otlpTraces", tel.OTLPTraces, "otlpMetrics", tel.OTLPMetrics)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serve(ctx, o.healthzAddr, health.Handler()) })

@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -116,4 +117,16 @@ func TestLockIsExclusiveAcrossHolders(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("second holder never got the lock")
 	}
+}
+
+func TestImageArchivesListsEveryTarballSorted(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"pilot_next.tar", "pilot.tar", "pilot.tar.key", "curl.tar", "x.tar.tmp"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), nil, 0o644))
+	}
+	got, err := ImageArchives(dir)
+	require.NoError(t, err)
+	assert.Equal(t, []string{filepath.Join(dir, "curl.tar"), filepath.Join(dir, "pilot.tar"), filepath.Join(dir, "pilot_next.tar")}, got)
+	_, err = ImageArchives(t.TempDir())
+	assert.ErrorContains(t, err, "make images")
 }

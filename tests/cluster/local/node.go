@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/template"
 	"time"
@@ -225,15 +226,28 @@ func rmdirRetry(dir string) error {
 	return fmt.Errorf("remove cgroup %s: %w", dir, err)
 }
 
+// ImageArchives lists the image tarballs `make images` wrote to dir
+// (every *.tar: each image's dev tag and the other tags of the upgrade
+// test), sorted. The local cluster and the kind route (tests/e2e/kind)
+// both load exactly this list; an empty dir is an error.
+func ImageArchives(dir string) ([]string, error) {
+	tars, err := filepath.Glob(filepath.Join(dir, "*.tar"))
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	if len(tars) == 0 {
+		return nil, fmt.Errorf("no image tarballs in %s: run `make images`", dir)
+	}
+	sort.Strings(tars)
+	return tars, nil
+}
+
 // importImages loads every image tarball into the node's containerd (the
 // k8s.io namespace, where the CRI looks).
 func importImages(ctx context.Context, c Config, n Node) error {
-	tars, err := filepath.Glob(filepath.Join(c.imagesDir(), "*.tar"))
+	tars, err := ImageArchives(c.imagesDir())
 	if err != nil {
-		return fmt.Errorf("list images: %w", err)
-	}
-	if len(tars) == 0 {
-		return fmt.Errorf("no image tarballs in %s: run `make images`", c.imagesDir())
+		return err
 	}
 	for _, tar := range tars {
 		out, err := run(ctx, "ctr", "--address", n.containerdSock(), "-n", "k8s.io", "images", "import", "--no-unpack=false", tar)

@@ -1,7 +1,12 @@
 // Package kind holds the kind route for Weft's e2e suite: the cluster config
 // (tests/e2e/kind/kind-config.yaml) and its validation against kind's own
-// config types. kind needs a Docker engine, which this project's machines do
-// not have, so the config is checked here and the route documented in README.
+// config types, and the run itself (cmd/kind-e2e, `make e2e-kind`): a Plan
+// of steps as data (create the cluster, `kind load image-archive` every
+// tarball the local cluster also loads, install Weft with the chart, run
+// the suite, delete the cluster) and a Runner that executes it. kind needs
+// a Docker engine, which this project's machines do not have, so the config
+// and the plan are checked here (the plan against a fake kind) and the
+// route is documented in README.md.
 package kind
 
 import (

@@ -1,0 +1,277 @@
+package generator
+
+import (
+	"fmt"
+	"slices"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	envdetectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/tracers/opentelemetry/resource_detectors/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/weftmesh/weft/pilot/model"
+	"github.com/weftmesh/weft/pilot/telemetry/envoystats"
+)
+
+// Telemetry is the data-plane telemetry pilot configures in every sidecar.
+// It is mesh configuration (pilot's flags): the same for all proxies, so
+// the shared outbound part stays shared. Request stats need nothing here:
+// the agent's bootstrap tags them (pilot/telemetry/envoystats), keyed on
+// the cluster names this package generates.
+type Telemetry struct {
+	// AccessLog selects the workloads whose sidecars log.
+	AccessLog AccessLog
+	// Tracing, if set, makes every sidecar report spans with Envoy's
+	// OpenTelemetry tracer and propagate W3C trace context.
+	Tracing *Tracing
+}
+
+// AccessLog turns on JSON access logs, one line per request (HTTP) or
+// connection (TCP) a workload receives, on its sidecar's stdout
+// (`kubectl logs -c weft-sidecar`). Logs are written by the server side's
+// sidecar, which alone knows the caller's verified identity
+// (source_principal); the outbound side would need per-workload copies of
+// the shared outbound config.
+type AccessLog struct {
+	// Enabled logs for every workload in Namespaces, or in every namespace
+	// when Namespaces is empty.
+	Enabled    bool
+	Namespaces []string
+}
+
+// LabelAccessLog on a pod ("true" or "false") overrides AccessLog for that
+// workload: opt a single workload in without enabling a namespace, or out
+// of a namespace that logs.
+const LabelAccessLog = "telemetry.weft.dev/access-log"
+
+// For reports whether pod's sidecar logs.
+func (a AccessLog) For(pod *model.Pod) bool {
+	switch pod.Labels[LabelAccessLog] {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return a.Enabled && (len(a.Namespaces) == 0 || slices.Contains(a.Namespaces, pod.Namespace))
+}
+
+// Tracing points sidecars at an OTLP/gRPC collector
+// (https://www.envoyproxy.io/docs/envoy/v1.37.0/api-v3/config/trace/v3/opentelemetry.proto).
+type Tracing struct {
+	// CollectorHost and CollectorPort address the collector (a Service
+	// DNS name, resolved by Envoy: STRICT_DNS), for example
+	// weft-otel-collector.weft-system.svc.cluster.local:4317.
+	CollectorHost string
+	CollectorPort uint32
+	// SamplingPercent is the share of requests without a sampling
+	// decision (no traceparent) that start a trace; zero means 1%, as in
+	// Istio. A sampled traceparent from the caller is always followed.
+	SamplingPercent float64
+}
+
+// ClusterOTelCollector is the cluster spans are sent to.
+const ClusterOTelCollector = "weft-otel-collector"
+
+// DefaultSamplingPercent is Tracing.SamplingPercent's default.
+const DefaultSamplingPercent = 1.0
+
+// validate rejects settings Envoy would reject later, per proxy.
+func (t Telemetry) validate() error {
+	if t.Tracing == nil {
+		return nil
+	}
+	if t.Tracing.CollectorHost == "" || t.Tracing.CollectorPort == 0 || t.Tracing.CollectorPort > 65535 {
+		return fmt.Errorf("tracing collector %q port %d: want a host and a port", t.Tracing.CollectorHost, t.Tracing.CollectorPort)
+	}
+	if p := t.Tracing.SamplingPercent; p < 0 || p > 100 {
+		return fmt.Errorf("tracing sampling %v%%: want 0-100", p)
+	}
+	return nil
+}
+
+// hcmTracing is the tracing block of every HTTP connection manager. The
+// service name comes from the environment resource detector, which reads
+// OTEL_RESOURCE_ATTRIBUTES the agent sets for Envoy from the pod
+// (agent.EnvoyResourceEnv): the config itself stays the same for every
+// proxy. The OpenTelemetry tracer propagates W3C traceparent/tracestate.
+func (t *Tracing) hcmTracing() *hcmv3.HttpConnectionManager_Tracing {
+	pct := t.SamplingPercent
+	if pct == 0 {
+		pct = DefaultSamplingPercent
+	}
+	return &hcmv3.HttpConnectionManager_Tracing{
+		RandomSampling: &typev3.Percent{Value: pct},
+		Provider: &tracev3.Tracing_Http{
+			Name: "envoy.tracers.opentelemetry",
+			ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(&tracev3.OpenTelemetryConfig{
+				GrpcService: &corev3.GrpcService{
+					TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: ClusterOTelCollector}},
+					Timeout:         duration(DefaultConnectTimeout / 4),
+				},
+				ServiceName: "weft-sidecar",
+				ResourceDetectors: []*corev3.TypedExtensionConfig{{
+					Name:        "envoy.tracers.opentelemetry.resource_detectors.environment",
+					TypedConfig: mustAny(&envdetectorv3.EnvironmentResourceDetectorConfig{}),
+				}},
+			})},
+		},
+	}
+}
+
+// collectorCluster reaches the collector over HTTP/2 (OTLP/gRPC) in
+// plaintext; Envoy's own traffic (UID 1337) bypasses the redirect.
+func (t *Tracing) collectorCluster(opts Options) *clusterv3.Cluster {
+	c := baseCluster(opts, ClusterOTelCollector, model.ProtocolHTTP2)
+	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
+		ClusterName: ClusterOTelCollector,
+		Endpoints: []*endpointv3.LocalityLbEndpoints{{
+			LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(t.CollectorHost, t.CollectorPort, nil)},
+		}},
+	}
+	return c
+}
+
+// accessLog is the JSON access log of pod's inbound listener. Constant
+// fields name the workload with the labels of its stats, so logs and
+// metrics join on the same values.
+func accessLog(pod *model.Pod, http bool) *accesslogv3.AccessLog {
+	fields := map[string]string{
+		"start_time":                    "%START_TIME%",
+		"duration_ms":                   "%DURATION%",
+		"bytes_received":                "%BYTES_RECEIVED%",
+		"bytes_sent":                    "%BYTES_SENT%",
+		"response_flags":                "%RESPONSE_FLAGS%",
+		"downstream_remote_address":     "%DOWNSTREAM_REMOTE_ADDRESS%",
+		"source_principal":              "%DOWNSTREAM_PEER_URI_SAN%",
+		"upstream_cluster":              "%UPSTREAM_CLUSTER%",
+		"upstream_host":                 "%UPSTREAM_HOST%",
+		"direction":                     "inbound",
+		envoystats.TagWorkload:          envoystats.WorkloadName(pod.Name),
+		envoystats.TagWorkloadNamespace: pod.Namespace,
+	}
+	if http {
+		for k, v := range map[string]string{
+			"method":        "%REQ(:METHOD)%",
+			"path":          "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+			"protocol":      "%PROTOCOL%",
+			"authority":     "%REQ(:AUTHORITY)%",
+			"response_code": "%RESPONSE_CODE%",
+			"user_agent":    "%REQ(USER-AGENT)%",
+			"request_id":    "%REQ(X-REQUEST-ID)%",
+			"traceparent":   "%REQ(TRACEPARENT)%",
+		} {
+			fields[k] = v
+		}
+	}
+	format := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	for k, v := range fields {
+		format.Fields[k] = structpb.NewStringValue(v)
+	}
+	return &accesslogv3.AccessLog{
+		Name: "envoy.access_loggers.stdout",
+		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&streamv3.StdoutAccessLog{
+			AccessLogFormat: &streamv3.StdoutAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+				Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: format},
+			}},
+		})},
+	}
+}
+
+// applyInboundTelemetry adds the access log and tracing to a proxy's own,
+// freshly generated resources (nothing there is shared, so editing in
+// place is safe), and the collector cluster every HTTP connection manager
+// of the proxy reports to.
+func applyInboundTelemetry(opts Options, pod *model.Pod, res *Resources) {
+	logs := opts.Telemetry.AccessLog.For(pod)
+	tr := opts.Telemetry.Tracing
+	if !logs && tr == nil {
+		return
+	}
+	// The chains of one port (mTLS, plaintext, the app's own TLS) share
+	// their filter messages: edit each once.
+	seen := map[*listenerv3.Filter]bool{}
+	for _, l := range res.Listeners {
+		if l.GetName() != ListenerInbound {
+			continue
+		}
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				if seen[f] {
+					continue
+				}
+				seen[f] = true
+				editFilter(f, func(h *hcmv3.HttpConnectionManager) {
+					if logs {
+						h.AccessLog = append(h.AccessLog, accessLog(pod, true))
+					}
+					if tr != nil {
+						h.Tracing = tr.hcmTracing()
+					}
+				}, func(t *tcpproxyv3.TcpProxy) {
+					if logs {
+						t.AccessLog = append(t.AccessLog, accessLog(pod, false))
+					}
+				})
+			}
+		}
+	}
+	if tr != nil {
+		res.Clusters = append(res.Clusters, tr.collectorCluster(opts))
+	}
+}
+
+// applyOutboundTelemetry turns on tracing in a Service's freshly built
+// outbound HTTP connection managers.
+func applyOutboundTelemetry(opts Options, sc *ServiceConfig) {
+	tr := opts.Telemetry.Tracing
+	if tr == nil {
+		return
+	}
+	for i := range sc.chains {
+		if sc.chains[i].route == "" {
+			continue
+		}
+		// Headless chains of one port share one filter: edit a copy per
+		// chain rather than the shared message twice.
+		f := proto.Clone(sc.chains[i].filter).(*listenerv3.Filter)
+		editFilter(f, func(h *hcmv3.HttpConnectionManager) { h.Tracing = tr.hcmTracing() }, nil)
+		sc.chains[i].filter = f
+	}
+}
+
+// editFilter unpacks an HTTP connection manager or TCP proxy filter, lets
+// the matching function change it and packs it again; other filters (RBAC)
+// are left alone.
+func editFilter(f *listenerv3.Filter, hcm func(*hcmv3.HttpConnectionManager), tcp func(*tcpproxyv3.TcpProxy)) {
+	switch {
+	case f.GetName() == wellknown.HTTPConnectionManager && hcm != nil:
+		h := &hcmv3.HttpConnectionManager{}
+		unpack(f, h)
+		hcm(h)
+		f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(h)}
+	case f.GetName() == wellknown.TCPProxy && tcp != nil:
+		t := &tcpproxyv3.TcpProxy{}
+		unpack(f, t)
+		tcp(t)
+		f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t)}
+	}
+}
+
+// unpack reads a filter this package generated a moment ago, which cannot
+// fail; a failure is a programming error, as in mustAny.
+func unpack(f *listenerv3.Filter, m proto.Message) {
+	if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+		panic(fmt.Sprintf("unpack %s: %v", f.GetName(), err))
+	}
+}
