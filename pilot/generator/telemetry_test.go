@@ -1,7 +1,6 @@
 package generator_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -57,16 +56,7 @@ func TestTelemetryGolden(t *testing.T) {
 			if strings.Contains(string(got), `"direction": "inbound"`) != (name == "telemetry") {
 				t.Errorf("access log present = %v, want it only where enabled", !(name == "telemetry"))
 			}
-			if !haveEnvoy {
-				return
-			}
-			nodeID := generator.NodeID(w.proxy.Namespace, w.proxy.Name)
-			for _, inline := range []bool{false, true} {
-				out, err := envoytest.Validate(context.Background(), envoy, t.TempDir(), envoytest.Bootstrap(nodeID, res, inline))
-				if err != nil {
-					t.Fatalf("envoy rejected the config (inline=%v): %v\n%s", inline, err, out)
-				}
-			}
+			validateWithEnvoy(t, envoy, haveEnvoy, w.proxy, res)
 		})
 	}
 }

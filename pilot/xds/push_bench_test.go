@@ -15,8 +15,11 @@ import (
 // hashing and SetSnapshot for every proxy, without the network (the
 // loadgen command measures the whole path).
 func BenchmarkPush(b *testing.B) {
-	for _, size := range []struct{ proxies, services int }{{100, 100}, {1000, 100}, {100, 1000}} {
-		b.Run(fmt.Sprintf("proxies=%d/services=%d", size.proxies, size.services), func(b *testing.B) {
+	for _, size := range []struct {
+		proxies, services int
+		fullCheck         bool
+	}{{100, 100, false}, {1000, 100, false}, {100, 1000, false}, {100, 100, true}, {1000, 100, true}, {100, 1000, true}} {
+		b.Run(fmt.Sprintf("proxies=%d/services=%d/fullcheck=%v", size.proxies, size.services, size.fullCheck), func(b *testing.B) {
 			st := model.NewStore(model.StoreConfig{})
 			var svcs []*model.Service
 			var pods []*model.Pod
@@ -39,7 +42,7 @@ func BenchmarkPush(b *testing.B) {
 				}
 				st.UpsertEndpointSlice(mt.Slice(svc, backing...))
 			}
-			s, err := New(Config{Model: st, Authenticator: headerAuthenticator{}})
+			s, err := New(Config{Model: st, Authenticator: headerAuthenticator{}, FullConsistencyCheck: size.fullCheck})
 			if err != nil {
 				b.Fatal(err)
 			}

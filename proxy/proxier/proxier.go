@@ -151,6 +151,17 @@ func (p *Proxier) Run(ctx context.Context) { p.runner.Loop(ctx) }
 // full sync.
 func (p *Proxier) Sync(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx)
+	p.mu.Lock()
+	synced := p.synced
+	p.mu.Unlock()
+	if !synced {
+		// The runner's periodic timer can fire while the informers are
+		// still listing (a slow API server): a sync now would program a
+		// partial cluster and delete the rules of Services not listed yet.
+		// Synced asks for the first sync.
+		log.V(1).Info("informers not synced yet; sync deferred")
+		return nil
+	}
 	start := p.cfg.Clock.Now()
 	c := p.cfg.Tracker.Take()
 	p.untraced = append(p.untraced, c.Slices...)

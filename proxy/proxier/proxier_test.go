@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -31,9 +34,18 @@ type env struct {
 	track  *model.Tracker
 }
 
+// newEnv is a proxier whose informers have synced.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	m, err := metrics.New(noop.NewMeterProvider().Meter("test"))
+	e := newUnsyncedEnv(t, noop.NewMeterProvider().Meter("test"))
+	e.p.Synced()
+	return e
+}
+
+// newUnsyncedEnv is a proxier whose informers are still listing.
+func newUnsyncedEnv(t *testing.T, meter metric.Meter) *env {
+	t.Helper()
+	m, err := metrics.New(meter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,18 +133,40 @@ func TestFlushedRulesAreNoticedByTheCanary(t *testing.T) {
 	}
 }
 
+func TestNoSyncBeforeInformersSynced(t *testing.T) {
+	e := newUnsyncedEnv(t, noop.NewMeterProvider().Meter("test"))
+	e.clock.Step(31 * time.Second) // the runner's periodic timer fires
+	e.sync(t)
+	if e.kernel.Restores != 0 {
+		t.Fatalf("a sync before the informers synced wrote rules (%d restores)", e.kernel.Restores)
+	}
+	e.p.Synced()
+	e.sync(t)
+	if rules, _ := e.kernel.Rules("nat", "WEFT-SERVICES"); len(rules) < 5 {
+		t.Fatalf("nat WEFT-SERVICES after the first sync: %d rules", len(rules))
+	}
+}
+
 func TestRestoreFailureIsRetriedAsFullSync(t *testing.T) {
-	e := newEnv(t)
+	reader := sdkmetric.NewManualReader()
+	e := newUnsyncedEnv(t, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"))
+	e.p.Synced()
 	e.sync(t)
 	e.kernel.FailRestore = func([]byte) error { return errors.New("xtables lock busy") }
 	e.track.SetSlice(fixtures.Slice("demo", "web", "http", 8080, v1.ProtocolTCP, "10.244.1.2@local"))
 	if err := e.p.Sync(context.Background()); err == nil {
 		t.Fatal("sync with a failing restore returned no error")
 	}
+	if got := counterValue(t, reader, "weft_proxy_iptables_restore_failures"); got != 1 {
+		t.Errorf("restore failures counted: %d, want 1", got)
+	}
 	e.kernel.FailRestore = nil
 	e.sync(t)
 	if !strings.Contains(string(e.kernel.LastData), "*filter") {
 		t.Error("the sync after a failure was not a full sync")
+	}
+	if got := counterValue(t, reader, "weft_proxy_iptables_restore_failures"); got != 1 {
+		t.Errorf("restore failures counted after recovery: %d, want still 1", got)
 	}
 	if rules, _ := e.kernel.Rules("nat", "WEFT-SVC-BC71FF10D116C321"); len(rules) != 2 {
 		t.Errorf("demo/web after recovery has %d rules in its service chain, want 2 (masquerade + one endpoint)", len(rules))
@@ -176,3 +210,23 @@ func TestStaleUDPConntrackRemovedOnEndpointChange(t *testing.T) {
 }
 
 func mustAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// counterValue sums an Int64 counter's data points in reader.
+func counterValue(t *testing.T, reader *sdkmetric.ManualReader, name string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == name {
+				for _, dp := range sum.DataPoints {
+					total += dp.Value
+				}
+			}
+		}
+	}
+	return total
+}

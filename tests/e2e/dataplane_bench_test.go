@@ -64,7 +64,8 @@ func BenchmarkDataPlane(b *testing.B) {
 				Command: []string{"fortio", "server", "-http-port", "18080", "-grpc-port", "disabled", "-redirect-port", "disabled"}})
 			client.NodeSelector = map[string]string{"kubernetes.io/hostname": clientNode}
 			createAll(b, ns, deployment("httpbin", 1, server), service("httpbin", "httpbin"), deployment("fortio", 1, client))
-			if _, err := cluster.WaitPodsReady(ctx, ns, "app=httpbin", 1, 3*time.Minute); err != nil {
+			serverPods, err := cluster.WaitPodsReady(ctx, ns, "app=httpbin", 1, 3*time.Minute)
+			if err != nil {
 				b.Fatal(err)
 			}
 			pods, err := cluster.WaitPodsReady(ctx, ns, "app=fortio", 1, 3*time.Minute)
@@ -80,9 +81,14 @@ func BenchmarkDataPlane(b *testing.B) {
 			b.ResetTimer()
 			res, err := runFortio(ctx, pods[0], url, benchQPS, benchConns, duration)
 			b.StopTimer()
-			cpu, rss := usage.stop()
+			cpu, rss, usageErr := usage.stop()
 			if err != nil {
 				b.Fatal(err)
+			}
+			// A broken data plane answers fast with errors: its latencies
+			// mean nothing, so any error beyond 0.1% fails the benchmark.
+			if total := res.DurationHistogram.Count; res.errors()*1000 > total {
+				b.Fatalf("%d of %d requests failed: codes %v", res.errors(), total, res.RetCodes)
 			}
 			b.ReportMetric(res.ActualQPS, "qps")
 			for _, p := range res.DurationHistogram.Percentiles {
@@ -93,8 +99,19 @@ func BenchmarkDataPlane(b *testing.B) {
 			}
 			b.ReportMetric(float64(res.errors()), "errors")
 			if meshed {
-				b.ReportMetric(cpu*1000, "sidecar-millicores")
-				b.ReportMetric(rss/(1<<20), "sidecar-MiB")
+				// Per sidecar, as Istio publishes it: the client's (fortio)
+				// and the server's (httpbin).
+				if usageErr != nil {
+					b.Fatal(usageErr)
+				}
+				for role, pod := range map[string]string{"client": pods[0].Name, "server": serverPods[0].Name} {
+					c, ok := cpu[pod]
+					if !ok {
+						b.Fatalf("no sidecar usage for %s pod %s in the kubelet summary (have %d sidecars)", role, pod, len(cpu))
+					}
+					b.ReportMetric(c*1000, role+"-sidecar-millicores")
+					b.ReportMetric(rss[pod]/(1<<20), role+"-sidecar-MiB")
+				}
 			}
 		})
 	}
@@ -136,33 +153,49 @@ func runFortio(ctx context.Context, pod corev1.Pod, url string, qps, conns int, 
 	return r, nil
 }
 
-// sidecarUsage samples the sidecars' cumulative CPU and working set through
-// the kubelet summary API while the load runs.
+// sidecarUsage samples each sidecar's cumulative CPU and working set
+// through the kubelet summary API while the load runs.
 type sidecarUsage struct {
-	stopc  chan struct{}
-	done   sync.WaitGroup
-	cpu    float64 // cores, averaged over the run, summed over sidecars
-	maxRSS float64
+	stopc chan struct{}
+	done  sync.WaitGroup
+	// per pod: CPU in cores averaged over the run, peak working set in bytes
+	cpu, maxRSS map[string]float64
+	err         error
 }
 
 func sampleSidecars(ctx context.Context, ns string, nodes []string) *sidecarUsage {
-	u := &sidecarUsage{stopc: make(chan struct{})}
+	u := &sidecarUsage{stopc: make(chan struct{}), cpu: map[string]float64{}, maxRSS: map[string]float64{}}
 	u.done.Add(1)
 	go func() {
 		defer u.done.Done()
-		startCPU, startAt := sidecarCPU(ctx, ns, nodes), time.Now()
-		var endCPU float64
+		start, err := summaryContainers(ctx, ns, nodes)
+		if err != nil {
+			u.err = err
+			return
+		}
+		startAt := time.Now()
 		for {
 			select {
 			case <-u.stopc:
-				endCPU = sidecarCPU(ctx, ns, nodes)
-				if secs := time.Since(startAt).Seconds(); secs > 0 {
-					u.cpu = (endCPU - startCPU) / 1e9 / secs
+				end, err := summaryContainers(ctx, ns, nodes)
+				if err != nil {
+					u.err = err
+					return
+				}
+				secs := time.Since(startAt).Seconds()
+				for pod, c := range end {
+					u.cpu[pod] = (c.CPU.UsageCoreNanoSeconds - start[pod].CPU.UsageCoreNanoSeconds) / 1e9 / secs
+					u.maxRSS[pod] = max(u.maxRSS[pod], c.Mem.WorkingSetBytes)
 				}
 				return
 			case <-time.After(5 * time.Second):
-				if rss := sidecarRSS(ctx, ns, nodes); rss > u.maxRSS {
-					u.maxRSS = rss
+				now, err := summaryContainers(ctx, ns, nodes)
+				if err != nil {
+					u.err = err
+					return
+				}
+				for pod, c := range now {
+					u.maxRSS[pod] = max(u.maxRSS[pod], c.Mem.WorkingSetBytes)
 				}
 			}
 		}
@@ -170,28 +203,31 @@ func sampleSidecars(ctx context.Context, ns string, nodes []string) *sidecarUsag
 	return u
 }
 
-func (u *sidecarUsage) stop() (float64, float64) {
+// stop ends the sampling and returns CPU (cores) and peak RSS (bytes) per
+// pod's sidecar.
+func (u *sidecarUsage) stop() (cpu, rss map[string]float64, err error) {
 	close(u.stopc)
 	u.done.Wait()
-	return u.cpu, u.maxRSS
+	return u.cpu, u.maxRSS, u.err
 }
 
-// summaryContainers returns the weft-sidecar containers of ns on the nodes.
-func summaryContainers(ctx context.Context, ns string, nodes []string) []summaryContainer {
-	var out []summaryContainer
+// summaryContainers returns the weft-sidecar container of every pod of ns
+// on the nodes, by pod name, from the kubelets' summary API.
+func summaryContainers(ctx context.Context, ns string, nodes []string) (map[string]summaryContainer, error) {
+	out := map[string]summaryContainer{}
 	for _, node := range nodes {
 		raw, err := cluster.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy/stats/summary").DoRaw(ctx)
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("kubelet summary of %s: %w", node, err)
 		}
 		var s struct {
 			Pods []struct {
-				PodRef     struct{ Namespace string }
+				PodRef     struct{ Name, Namespace string }
 				Containers []summaryContainer
 			}
 		}
-		if json.Unmarshal(raw, &s) != nil {
-			continue
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("decode kubelet summary of %s: %w", node, err)
 		}
 		for _, p := range s.Pods {
 			if p.PodRef.Namespace != ns {
@@ -199,32 +235,16 @@ func summaryContainers(ctx context.Context, ns string, nodes []string) []summary
 			}
 			for _, c := range p.Containers {
 				if c.Name == sidecarName {
-					out = append(out, c)
+					out[p.PodRef.Name] = c
 				}
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 type summaryContainer struct {
 	Name string
 	CPU  struct{ UsageCoreNanoSeconds float64 }
 	Mem  struct{ WorkingSetBytes float64 } `json:"memory"`
-}
-
-func sidecarCPU(ctx context.Context, ns string, nodes []string) float64 {
-	total := 0.0
-	for _, c := range summaryContainers(ctx, ns, nodes) {
-		total += c.CPU.UsageCoreNanoSeconds
-	}
-	return total
-}
-
-func sidecarRSS(ctx context.Context, ns string, nodes []string) float64 {
-	total := 0.0
-	for _, c := range summaryContainers(ctx, ns, nodes) {
-		total += c.Mem.WorkingSetBytes
-	}
-	return total
 }

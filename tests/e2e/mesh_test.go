@@ -53,6 +53,38 @@ func meshedApps(t *testing.T, prefix string, meshed bool) (string, corev1.Pod, c
 	return ns, httpbin[0], curl[0]
 }
 
+// assertSidecarFirst checks the native-sidecar ordering the kubelet
+// enforces: the sidecar has a startup probe (the kubelet starts the app
+// containers only once it passed), it is started and ready, and no app
+// container started before it (the status's times have one-second
+// resolution, so "not before" is what can be checked).
+func assertSidecarFirst(t *testing.T, ctx context.Context, p corev1.Pod) {
+	t.Helper()
+	for _, c := range p.Spec.InitContainers {
+		if c.Name == sidecarName {
+			assert.NotNil(t, c.StartupProbe, "%s: the sidecar has no startup probe to gate the app on", p.Name)
+		}
+	}
+	pod, err := clients(t).CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+	require.NoError(t, err)
+	var sidecarStarted time.Time
+	for _, st := range pod.Status.InitContainerStatuses {
+		if st.Name != sidecarName {
+			continue
+		}
+		require.NotNil(t, st.State.Running, "%s: sidecar not running: %+v", p.Name, st.State)
+		assert.True(t, st.Started != nil && *st.Started, "%s: sidecar not marked started", p.Name)
+		assert.True(t, st.Ready, "%s: sidecar not ready", p.Name)
+		sidecarStarted = st.State.Running.StartedAt.Time
+	}
+	require.False(t, sidecarStarted.IsZero(), "%s: no status for %s", p.Name, sidecarName)
+	for _, st := range pod.Status.ContainerStatuses {
+		require.NotNil(t, st.State.Running, "%s/%s not running", p.Name, st.Name)
+		assert.False(t, st.State.Running.StartedAt.Time.Before(sidecarStarted),
+			"%s: app container %s started at %v, before the sidecar (%v)", p.Name, st.Name, st.State.Running.StartedAt, sidecarStarted)
+	}
+}
+
 func hasSidecar(p corev1.Pod) bool {
 	for _, c := range p.Spec.InitContainers {
 		if c.Name == sidecarName && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
@@ -121,6 +153,7 @@ func TestSidecarInjectionAndCapture(t *testing.T) {
 			st, err := annotation.ParseStatus(p.Annotations[annotation.StatusAnnotation])
 			require.NoError(t, err, "status annotation of %s", p.Name)
 			assert.Equal(t, int64(1337), st.ProxyUID)
+			assertSidecarFirst(t, ctx, p)
 		}
 	})
 
@@ -250,8 +283,14 @@ func TestMutualTLS(t *testing.T) {
 	})
 
 	t.Run("scaling httpbin reaches the client's Envoy within seconds", func(t *testing.T) {
+		start := time.Now()
 		scale(t, ns, "httpbin", 3)
-		took, err := eventually(90*time.Second, func() error {
+		_, err := cluster.WaitPodsReady(ctx, ns, "app=httpbin", 3, 2*time.Minute)
+		require.NoError(t, err)
+		podsReady := time.Since(start)
+		// From the last pod Ready: EndpointSlice update, pilot's push,
+		// Envoy's EDS ACK. "Within seconds" is the bound.
+		took, err := eventually(15*time.Second, func() error {
 			s, err := load(ctx, curl, "curl", 30, "http://httpbin:8000/")
 			if err != nil {
 				return err
@@ -261,7 +300,8 @@ func TestMutualTLS(t *testing.T) {
 			}
 			return nil
 		})
-		require.NoError(t, err)
-		t.Logf("scale 1→3: all replicas served through the mesh after %v (includes pod start)", took.Round(100*time.Millisecond))
+		require.NoError(t, err, "endpoints did not reach the client's Envoy within 15s of the pods being Ready")
+		t.Logf("scale 1→3: pods Ready after %v, then all replicas served through the mesh after %v more",
+			podsReady.Round(100*time.Millisecond), took.Round(100*time.Millisecond))
 	})
 }

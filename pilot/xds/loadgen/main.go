@@ -23,7 +23,7 @@ import (
 
 type options struct {
 	proxies, services, namespaces, changes int
-	delta                                  bool
+	delta, telemetry                       bool
 	debounce, timeout                      time.Duration
 	clients                                string // internal: run as the client process with this spec file
 	json                                   bool
@@ -37,6 +37,7 @@ func main() {
 	flag.IntVar(&o.namespaces, "namespaces", 10, "namespaces the Services and proxies are spread over")
 	flag.IntVar(&o.changes, "changes", 20, "EndpointSlice changes to measure")
 	flag.BoolVar(&o.delta, "delta", false, "use incremental (delta) xDS instead of state of the world")
+	flag.BoolVar(&o.telemetry, "telemetry", false, "record pilot's metrics and network-programming spans (exported nowhere), to measure their cost")
 	flag.DurationVar(&o.debounce, "debounce", 100*time.Millisecond, "pilot's push debounce")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.BoolVar(&o.json, "json", false, "print the result as JSON")

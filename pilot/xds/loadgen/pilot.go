@@ -13,7 +13,11 @@ import (
 	"slices"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/weftmesh/weft/pilot/model"
+	"github.com/weftmesh/weft/pilot/telemetry/netprog"
 	"github.com/weftmesh/weft/pilot/xds"
 	"github.com/weftmesh/weft/pilot/xds/xdstest"
 )
@@ -36,10 +40,23 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv, err := xds.New(xds.Config{
+	cfg := xds.Config{
 		Listener: lis, Model: st, Debounce: o.debounce, MaxDebounce: 10 * o.debounce,
 		TLS: xds.ServerTLSConfig(func() (*tls.Certificate, error) { return &serving.TLS, nil }, ca.Pool),
-	})
+	}
+	if o.telemetry {
+		// What pilot records in production, minus the export: metrics to
+		// a reader nobody collects, spans to a batcher that drops them.
+		cfg.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}), sdktrace.WithIDGenerator(netprog.IDGenerator()))
+		defer func() {
+			if err := tp.Shutdown(context.Background()); err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen: tracer shutdown:", err)
+			}
+		}()
+		cfg.TracerProvider = tp
+	}
+	srv, err := xds.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -66,7 +83,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("initial sync: %w", err)
 	}
 	res := result{
-		Proxies: o.proxies, Services: o.services, Delta: o.delta, Debounce: o.debounce.String(),
+		Proxies: o.proxies, Services: o.services, Delta: o.delta, Telemetry: o.telemetry, Debounce: o.debounce.String(),
 		InitialSync: time.Since(start).Round(time.Millisecond).String(), InitialCPU: (cpuTime() - cpu0).Seconds(),
 	}
 	for _, ps := range srv.SyncStatus() {
@@ -180,6 +197,7 @@ type result struct {
 	Proxies       int     `json:"proxies"`
 	Services      int     `json:"services"`
 	Delta         bool    `json:"delta"`
+	Telemetry     bool    `json:"telemetry"`
 	Debounce      string  `json:"debounce"`
 	InitialSync   string  `json:"initialSync"`
 	InitialCPU    float64 `json:"initialCpuSeconds"`
@@ -222,10 +240,17 @@ func (r *result) print(w io.Writer, asJSON bool) error {
 		mode = "delta"
 	}
 	_, err := fmt.Fprintf(w,
-		"| proxies | services | xDS | debounce | initial sync (cpu s) | change→all ACKed p50 | p99 | max | pilot cpu s/change | RSS MiB (peak) | config bytes/proxy |\n"+
-			"|---|---|---|---|---|---|---|---|---|---|---|\n"+
-			"| %d | %d | %s | %s | %s (%.1f) | %.0f ms | %.0f ms | %.0f ms | %.2f | %.0f (%.0f) | %d |\n",
-		r.Proxies, r.Services, mode, r.Debounce, r.InitialSync, r.InitialCPU, r.P50ms, r.P99ms, r.MaxMs,
+		"| proxies | services | xDS | telemetry | debounce | initial sync (cpu s) | change→all ACKed p50 | p99 | max | pilot cpu s/change | RSS MiB (peak) | config bytes/proxy |\n"+
+			"|---|---|---|---|---|---|---|---|---|---|---|---|\n"+
+			"| %d | %d | %s | %v | %s | %s (%.1f) | %.0f ms | %.0f ms | %.0f ms | %.2f | %.0f (%.0f) | %d |\n",
+		r.Proxies, r.Services, mode, r.Telemetry, r.Debounce, r.InitialSync, r.InitialCPU, r.P50ms, r.P99ms, r.MaxMs,
 		r.CPUPerChange, r.RSSMiB, r.PeakRSSMiB, r.BytesPerProxy)
 	return err
 }
+
+// discard drops exported spans: loadgen measures pilot's cost of recording
+// them, not a collector's.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }

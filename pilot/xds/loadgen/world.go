@@ -62,5 +62,9 @@ func (w *world) change(st *model.Store, i, round int) {
 		st.UpsertPod(extra)
 		pods = append(pods[:len(pods):len(pods)], extra)
 	}
-	st.UpsertEndpointSlice(mt.Slice(svc, pods...))
+	es := mt.Slice(svc, pods...)
+	// A new resourceVersion per change, as the API server gives: with
+	// -telemetry every change is one network-programming trace.
+	es.UID, es.ResourceVersion = "uid-"+svc.Namespace+"-"+svc.Name, fmt.Sprint(round+1)
+	st.UpsertEndpointSlice(es)
 }

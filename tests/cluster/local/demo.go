@@ -119,6 +119,9 @@ func meshRequests(ctx context.Context, fw *framework.Cluster, clients []corev1.P
 	if failed > 0 {
 		return fmt.Errorf("%d of %d requests failed", failed, total)
 	}
+	if crossNode == 0 {
+		return fmt.Errorf("none of %d requests crossed nodes: every client was served on its own node", total)
+	}
 	fmt.Fprintf(out, "\n%d of %d requests succeeded over mutual TLS (%d crossed nodes); every client was identified by its SPIFFE ID\n", total, total, crossNode)
 	return nil
 }

@@ -200,6 +200,15 @@ func Down(ctx context.Context, c Config, out io.Writer) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("teardown incomplete (run `down` again; logs in %s): %w", c.logDir(), err)
 	}
+	p.step("nothing left: processes, netns, links, rules, mounts, cgroups, state", func() error {
+		if left := remains(ctx, c, s, nodes); len(left) > 0 {
+			return fmt.Errorf("still on this machine: %s", strings.Join(left, ", "))
+		}
+		return nil
+	}, note)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("teardown incomplete (run `down` again): %w", err)
+	}
 	p.done("cluster removed")
 	return nil
 }
