@@ -91,6 +91,10 @@ func (s *CertSync) Sync(ctx context.Context) (time.Duration, error) {
 	return next, nil
 }
 
+// The webhook's CA and serving certificate. Creation cannot be limited by name.
+// +kubebuilder:rbac:groups="",namespace=weft-system,resources=secrets,resourceNames=weft-injector-tls,verbs=get;update
+// +kubebuilder:rbac:groups="",namespace=weft-system,resources=secrets,verbs=create
+
 // ensureSecret returns the bundle stored after this pass and the plan for
 // it (always CertKeep once stored).
 func (s *CertSync) ensureSecret(ctx context.Context, now time.Time) (Bundle, CertPlan, error) {
@@ -136,6 +140,8 @@ func (s *CertSync) ensureSecret(ctx context.Context, now time.Time) (Bundle, Cer
 	}
 	return next, after, nil
 }
+
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,resourceNames=weft-sidecar-injector,verbs=get;update
 
 // patchCABundle sets caBundle on every webhook of the configuration that
 // lacks it. A missing configuration is not an error: the injector may start

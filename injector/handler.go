@@ -107,6 +107,8 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	return admission.PatchResponseFromRaw(req.Object.Raw, mutated)
 }
 
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
+
 // namespace reads the pod's Namespace, asking the fallback reader when the
 // cache has not seen it yet.
 func (h *Handler) namespace(ctx context.Context, name string) (*corev1.Namespace, error) {

@@ -121,6 +121,11 @@ func Run(ctx context.Context, cfg ServerConfig) error {
 	return nil
 }
 
+// The cache: Namespaces (injection decisions) and our one webhook
+// configuration, watched by name so RBAC can pin it.
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,resourceNames=weft-sidecar-injector,verbs=list;watch
+
 // newManager builds the controller-runtime manager: webhook server, health
 // probes, and a cache limited to Namespaces (for injection decisions) and
 // our one MutatingWebhookConfiguration (field-selected, so RBAC can pin it

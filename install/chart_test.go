@@ -77,13 +77,14 @@ func TestCheckedInManifestIsCurrent(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestRBACIsLeastPrivilege: no role of any component grants a wildcard,
-// every binding binds a rendered role to a rendered ServiceAccount, and
-// every workload runs as its own ServiceAccount.
+// TestRBACIsLeastPrivilege: no role of any component (the uninstall hook's
+// included) grants a wildcard, every binding binds a rendered role to a
+// rendered ServiceAccount, and every workload runs as its own
+// ServiceAccount.
 func TestRBACIsLeastPrivilege(t *testing.T) {
 	v := Defaults()
 	v.Components = Components{CNI: true, Proxy: true, DNS: true, Mesh: true}
-	objs := render(t, v)
+	objs := append(render(t, v), renderHooks(t, v)...)
 	roles := map[string]bool{}
 	accounts := map[string]bool{}
 	for _, o := range objs {
@@ -124,7 +125,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 				assert.Equal(t, "ServiceAccount", s.Kind, name(o))
 				assert.True(t, accounts[s.Namespace+"/"+s.Name], "%s binds ServiceAccount %s/%s, which is not rendered", name(o), s.Namespace, s.Name)
 			}
-		case "DaemonSet", "Deployment":
+		case "DaemonSet", "Deployment", "Job":
 			sa := podSpec(t, objs, o.GetKind(), o.GetNamespace(), o.GetName()).ServiceAccountName
 			assert.True(t, accounts[o.GetNamespace()+"/"+sa], "%s runs as ServiceAccount %q, which is not rendered", name(o), sa)
 		}

@@ -15,6 +15,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -67,7 +68,32 @@ func LoadChart() (*chart.Chart, error) {
 // pinned Gateway API CRDs) when the mesh is installed. Values are checked
 // against the chart's values.schema.json first. Objects come in apply
 // order (see kindOrder), each document headed by "# Source: <template>".
+// Helm hooks (annotation helm.sh/hook) are left out: they are Helm's to
+// run at their event, and applied as ordinary objects (by meshctl, the
+// local cluster or `kubectl apply` of install/manifests) the uninstall
+// hook would clean the nodes right after installing; see RenderHooks.
 func Render(v Values) ([]byte, error) {
+	docs, err := renderChart(v)
+	if err != nil {
+		return nil, err
+	}
+	return join(slices.DeleteFunc(docs, func(d document) bool { return d.hook != "" })), nil
+}
+
+// RenderHooks returns only the chart's Helm hooks for v, in the order Helm
+// creates them (hook weight, then kind order), for tests and for tools
+// that run the hooks' programs themselves.
+func RenderHooks(v Values) ([]byte, error) {
+	docs, err := renderChart(v)
+	if err != nil {
+		return nil, err
+	}
+	hooks := slices.DeleteFunc(docs, func(d document) bool { return d.hook == "" })
+	slices.SortStableFunc(hooks, func(a, b document) int { return a.hookWeight - b.hookWeight })
+	return join(hooks), nil
+}
+
+func renderChart(v Values) ([]document, error) {
 	ch, err := LoadChart()
 	if err != nil {
 		return nil, err
@@ -79,9 +105,19 @@ func Render(v Values) ([]byte, error) {
 	return renderValues(ch, vals)
 }
 
+// join writes docs as one stream, each headed by its source.
+func join(docs []document) []byte {
+	var out bytes.Buffer
+	for _, d := range docs {
+		fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", d.source, d.text)
+	}
+	return out.Bytes()
+}
+
 // renderValues renders ch with values as `helm template` would with a
-// values file (over the chart's values.yaml).
-func renderValues(ch *chart.Chart, vals map[string]any) ([]byte, error) {
+// values file (over the chart's values.yaml), hooks included, in apply
+// order.
+func renderValues(ch *chart.Chart, vals map[string]any) ([]document, error) {
 	top, err := chartutil.ToRenderValues(ch, vals,
 		chartutil.ReleaseOptions{Name: ReleaseName, Namespace: Namespace, IsInstall: true}, nil)
 	if err != nil {
@@ -114,11 +150,7 @@ func renderValues(ch *chart.Chart, vals map[string]any) ([]byte, error) {
 		}
 	}
 	slices.SortStableFunc(docs, compareDocuments)
-	var out bytes.Buffer
-	for _, d := range docs {
-		fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", d.source, d.text)
-	}
-	return out.Bytes(), nil
+	return docs, nil
 }
 
 // chartValues are v as the chart's values: through JSON, so the keys are
@@ -143,7 +175,18 @@ type document struct {
 	index  int    // position in its template
 	kind   string
 	text   string
+	// hook is the helm.sh/hook annotation ("" for an ordinary object) and
+	// hookWeight its helm.sh/hook-weight.
+	hook       string
+	hookWeight int
 }
+
+// Helm's hook annotations (helm.sh/helm/v3/pkg/release: HookAnnotation,
+// HookWeightAnnotation).
+const (
+	hookAnnotation       = "helm.sh/hook"
+	hookWeightAnnotation = "helm.sh/hook-weight"
+)
 
 // docSeparator splits a YAML stream as Helm's releaseutil.SplitManifests does.
 var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
@@ -157,6 +200,9 @@ func split(source, text string) ([]document, error) {
 		var head struct {
 			Kind       string `json:"kind"`
 			APIVersion string `json:"apiVersion"`
+			Metadata   struct {
+				Annotations map[string]string `json:"annotations"`
+			} `json:"metadata"`
 		}
 		var probe any
 		if err := yaml.Unmarshal([]byte(part), &probe); err != nil {
@@ -171,7 +217,15 @@ func split(source, text string) ([]document, error) {
 		if head.Kind == "" || head.APIVersion == "" {
 			return nil, fmt.Errorf("%s: document %d has no kind/apiVersion", source, i+1)
 		}
-		out = append(out, document{source: source, index: i, kind: head.Kind, text: part})
+		d := document{source: source, index: i, kind: head.Kind, text: part, hook: head.Metadata.Annotations[hookAnnotation]}
+		if w, ok := head.Metadata.Annotations[hookWeightAnnotation]; ok {
+			n, err := strconv.Atoi(strings.TrimSpace(w))
+			if err != nil {
+				return nil, fmt.Errorf("%s: document %d: %s %q: %w", source, i+1, hookWeightAnnotation, w, err)
+			}
+			d.hookWeight = n
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }

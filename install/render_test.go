@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -24,6 +25,16 @@ func render(t *testing.T, v Values) []*unstructured.Unstructured {
 
 func name(o *unstructured.Unstructured) string {
 	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
+}
+
+// renderHooks renders v's Helm hooks and decodes them.
+func renderHooks(t *testing.T, v Values) []*unstructured.Unstructured {
+	t.Helper()
+	out, err := RenderHooks(v)
+	require.NoError(t, err)
+	objs, err := Decode(out)
+	require.NoError(t, err)
+	return objs
 }
 
 // kinds lists "Kind namespace/name" of every rendered object.
@@ -212,8 +223,11 @@ func TestRenderTelemetryEndpoint(t *testing.T) {
 
 func podSpec(t *testing.T, objs []*unstructured.Unstructured, kind, ns, n string) corev1.PodSpec {
 	t.Helper()
-	if kind == "DaemonSet" {
+	switch kind {
+	case "DaemonSet":
 		return find[appsv1.DaemonSet](t, objs, kind, ns, n).Spec.Template.Spec
+	case "Job":
+		return find[batchv1.Job](t, objs, kind, ns, n).Spec.Template.Spec
 	}
 	return find[appsv1.Deployment](t, objs, kind, ns, n).Spec.Template.Spec
 }

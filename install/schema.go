@@ -50,7 +50,10 @@ func schemaDescription(schema map[string]any, pointer string) string {
 		props, _ := resolve(schema, node)["properties"].(map[string]any)
 		next, ok := props[seg].(map[string]any)
 		if !ok {
-			return ""
+			// An array element ("/telemetry/accessLog/namespaces/0").
+			if next, ok = resolve(schema, node)["items"].(map[string]any); !ok {
+				return ""
+			}
 		}
 		node = next
 	}

@@ -65,14 +65,55 @@ type TelemetryValues struct {
 	// OTLPEndpoint is an OTLP/gRPC collector URL (http://host:4317), set
 	// as OTEL_EXPORTER_OTLP_ENDPOINT on pilot, the injector, weft-cni-node
 	// and weft-proxy (pilot/telemetry pushes metrics and traces there).
-	// Empty: nothing is pushed.
+	// Empty: nothing is pushed, unless Collector is enabled.
 	OTLPEndpoint string `json:"otlpEndpoint"`
+	// Collector deploys an OpenTelemetry Collector (weft-otel-collector)
+	// with Weft's trace store; components then push to it unless
+	// OTLPEndpoint names another collector.
+	Collector CollectorValues `json:"collector"`
+	Tracing   TracingValues   `json:"tracing"`
+	AccessLog AccessLogValues `json:"accessLog"`
+}
+
+// CollectorValues configure weft-otel-collector (docs/observability.md):
+// the collector (tools/otelcol) and the trace store beside it in one pod.
+type CollectorValues struct {
+	Enabled   bool      `json:"enabled"`
+	Resources Resources `json:"resources"` // the collector container
+	// TraceStore bounds the in-memory trace store
+	// (pilot/telemetry/tracestore); the oldest traces are evicted first.
+	TraceStore TraceStoreValues `json:"traceStore"`
+}
+
+// TraceStoreValues are the trace store's bounds and resources.
+type TraceStoreValues struct {
+	MaxTraces        int       `json:"maxTraces"`
+	MaxSpansPerTrace int       `json:"maxSpansPerTrace"`
+	Resources        Resources `json:"resources"`
+}
+
+// TracingValues configure the sidecars' Envoy tracer, which reports to the
+// chart's collector when it is enabled.
+type TracingValues struct {
+	// Sampling is the percent (0-100) of requests without a sampled W3C
+	// traceparent that start a trace (pilot's --tracing-sampling).
+	Sampling float64 `json:"sampling"`
+}
+
+// AccessLogValues turn on the sidecars' JSON access logs (pilot's
+// --access-log and --access-log-namespaces); the pod label
+// telemetry.weft.dev/access-log overrides them per workload.
+type AccessLogValues struct {
+	Enabled bool `json:"enabled"`
+	// Namespaces limits the access log to these namespaces (empty: all).
+	Namespaces []string `json:"namespaces"`
 }
 
 // PilotValues configure weft-pilot (CA and xDS).
 type PilotValues struct {
-	// Replicas above one get a PodDisruptionBudget. Replicas share the CA
-	// Secret with optimistic concurrency; there is no leader election.
+	// Replicas above one get a PodDisruptionBudget. Every replica serves
+	// the CA and xDS; the one holding the Lease weft-system/weft-pilot
+	// alone writes the root, the trust bundles and route/policy status.
 	Replicas int `json:"replicas"`
 	// WorkloadCertTTL is pilot's --cert-ttl and --max-cert-ttl (a Go
 	// duration): the lifetime of workload SVIDs. Sidecars request 24h, so
@@ -139,6 +180,15 @@ func Defaults() Values {
 		Proxy:   WorkloadValues{Resources: Resources{Requests: ResourceList{CPU: "20m", Memory: "30Mi"}}},
 		DNS: WorkloadValues{Resources: Resources{Requests: ResourceList{CPU: "10m", Memory: "30Mi"},
 			Limits: ResourceList{Memory: "170Mi"}}},
+		Telemetry: TelemetryValues{
+			Collector: CollectorValues{
+				Resources: Resources{Requests: ResourceList{CPU: "20m", Memory: "64Mi"}, Limits: ResourceList{Memory: "256Mi"}},
+				TraceStore: TraceStoreValues{MaxTraces: 1000, MaxSpansPerTrace: 1000,
+					Resources: Resources{Requests: ResourceList{CPU: "10m", Memory: "32Mi"}, Limits: ResourceList{Memory: "256Mi"}}},
+			},
+			Tracing:   TracingValues{Sampling: 1},
+			AccessLog: AccessLogValues{Namespaces: []string{}},
+		},
 	}
 }
 

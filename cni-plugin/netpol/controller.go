@@ -98,6 +98,11 @@ func New(cfg Config, client kubernetes.Interface, kernel Kernel, m *Metrics) (*C
 	return c, nil
 }
 
+// Selectors resolve over every pod and namespace; InvalidNetworkPolicy events.
+// +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
 // Run watches Pods, Namespaces and NetworkPolicies and keeps the table in
 // sync until ctx ends. The table stays when it returns: the node keeps
 // enforcing the last policies while weft-cni-node restarts.

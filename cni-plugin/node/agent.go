@@ -48,6 +48,9 @@ func NewAgent(cfg Config, client kubernetes.Interface, m *Metrics) (*Agent, erro
 	return &Agent{cfg: cfg, client: client, metrics: m, ipt: ipt, dirty: make(chan struct{}, 1)}, nil
 }
 
+// Routes to other nodes' pod CIDRs and the masquerade exceptions.
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=list;watch
+
 // Run watches Nodes and reconciles until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactory(a.client, 0)

@@ -121,6 +121,11 @@ func NewRedirectChecker(cfg Config, rc RedirectConfig, client kubernetes.Interfa
 	}
 }
 
+// This node's pods (field selector spec.nodeName), and RedirectRulesMissing
+// events on them.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
 // Run watches this node's pods and checks the meshed ones whenever one
 // gets an address, and all of them every CheckPeriod, until ctx ends.
 func (c *RedirectChecker) Run(ctx context.Context) error {

@@ -91,6 +91,12 @@ func (c *RedirectChecker) allocations() (map[netip.Addr]string, error) {
 	return out, nil
 }
 
+// A flagged pod is re-read before it is reported. Only --repair=restart
+// deletes pods: that permission is a role of its own, weft-cni-node-repair,
+// which the chart (--repair=report) does not render.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get
+// +kubebuilder:rbac:groups="",resources=pods,verbs=delete,roleName=weft-cni-node-repair
+
 // report confirms with the API server that the pod is still the one
 // holding the address (the cache may lag a restart), then emits the event,
 // counts it and, with RepairRestart, deletes the pod.

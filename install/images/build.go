@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -38,6 +39,16 @@ func (cfg Config) tag() string {
 // Ref is the stable reference of an image built here: weft.local/<name>:<tag>.
 func Ref(name, tag string) string { return fmt.Sprintf("%s/%s:%s", Registry, name, tag) }
 
+// Refs are the references an image built with tag carries: Ref, plus the
+// spec's Aliases when tag is the default.
+func Refs(s Spec, tag string) []string {
+	refs := []string{Ref(s.Name, tag)}
+	if tag == "" || tag == Tag {
+		refs = append(refs, s.Aliases...)
+	}
+	return refs
+}
+
 // TarballPath is where the tarball of image name with tag is written:
 // <name>.tar for the default tag (dev), <name>_<tag>.tar for others, so
 // every tag has its own file and loaders import them all (*.tar).
@@ -64,8 +75,8 @@ func Build(cfg Config, s Spec) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("image %s config: %w", s.Name, err)
 	}
-	ref := Ref(s.Name, cfg.tag())
-	key := digest(append(append([]byte(ref), configJSON...), layerBytes...))
+	refs := Refs(s, cfg.tag())
+	key := digest(append(append([]byte(strings.Join(refs, ",")), configJSON...), layerBytes...))
 	out := TarballPath(cfg.OutDir, s.Name, cfg.tag())
 	keyFile := out + ".key"
 	if old, err := os.ReadFile(keyFile); err == nil && string(old) == key {
@@ -77,12 +88,16 @@ func Build(cfg Config, s Spec) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("image %s: %w", s.Name, err)
 	}
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return false, fmt.Errorf("tag %s: %w", ref, err)
+	tagged := map[name.Reference]v1.Image{}
+	for _, ref := range refs {
+		tag, err := name.NewTag(ref)
+		if err != nil {
+			return false, fmt.Errorf("tag %s: %w", ref, err)
+		}
+		tagged[tag] = img
 	}
 	tmp := out + ".tmp"
-	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
+	if err := tarball.MultiRefWriteToFile(tmp, tagged); err != nil {
 		return false, fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, out); err != nil {

@@ -30,6 +30,11 @@ type Spec struct {
 	Envoy      bool
 	Entrypoint []string
 	User       string
+	// Aliases are further references the default-tag build is also tagged
+	// with, for third-party manifests that name an upstream image with
+	// imagePullPolicy IfNotPresent (the Gateway API conformance suite's
+	// echo); builds with another -tag carry only their own reference.
+	Aliases []string
 }
 
 // iptablesFiles are the host programs that iptables-based components shell
@@ -66,6 +71,9 @@ func Specs() []Spec {
 				"weft-cni-node": "/usr/local/bin/weft-cni-node",
 				"weft-bridge":   "/opt/weft/cni/bin/weft-bridge",
 				"weft-redirect": "/opt/weft/cni/bin/weft-redirect",
+
+				// The chart's pre-delete hook: node cleanup on helm uninstall.
+				"weft-uninstall": "/usr/local/bin/weft-uninstall",
 			},
 			HostFiles:  iptablesFiles.files,
 			HostDirs:   iptablesFiles.dirs,
@@ -107,6 +115,15 @@ func Specs() []Spec {
 			Entrypoint:   []string{"/coredns"},
 		},
 		{
+			// The OpenTelemetry Collector (tools/otelcol) and Weft's trace
+			// store (pilot/cmd/trace-store), two containers of one pod.
+			Name:         "otel-collector",
+			ToolBinaries: map[string]string{"otelcol": "/usr/local/bin/otelcol"},
+			Binaries:     map[string]string{"trace-store": "/usr/local/bin/weft-trace-store"},
+			Entrypoint:   []string{"/usr/local/bin/otelcol"},
+			User:         "65532",
+		},
+		{
 			Name:         "fortio",
 			ToolBinaries: map[string]string{"fortio": "/usr/local/bin/fortio"},
 			Entrypoint:   []string{"/usr/local/bin/fortio"},
@@ -124,6 +141,17 @@ func Specs() []Spec {
 			Binaries:   map[string]string{"httpbin": "/usr/local/bin/httpbin"},
 			Entrypoint: []string{"/usr/local/bin/httpbin"},
 			User:       "65532",
+		},
+		{
+			// The echo app of the Gateway API conformance suite's mesh
+			// tests, our build: the server by default, and the client
+			// the suite execs as `client URL ...` (the same binary).
+			Name:       "echo",
+			Binaries:   map[string]string{"echo": "/usr/local/bin/echo"},
+			Symlinks:   map[string]string{"/usr/local/bin/client": "echo"},
+			Entrypoint: []string{"/usr/local/bin/echo"},
+			User:       "65532",
+			Aliases:    []string{"registry.k8s.io/gateway-api/echo-advanced:v1.5.1"},
 		},
 		{
 			Name:       "curl",

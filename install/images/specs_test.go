@@ -101,3 +101,29 @@ func TestSelectSpecs(t *testing.T) {
 	_, err = selectSpecs(Specs(), []string{"pilott"})
 	assert.ErrorContains(t, err, `no image "pilott"`)
 }
+
+func TestAliasesTagTheDefaultBuildOnly(t *testing.T) {
+	bin, out := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "tool"), []byte("#!/bin/true\n"), 0o755))
+	s := Spec{Name: "t", Binaries: map[string]string{"tool": "/tool"}, Entrypoint: []string{"/tool"},
+		Aliases: []string{"registry.example/upstream/t:v1"}}
+	for _, tag := range []string{"", "next"} {
+		_, err := Build(Config{BinDir: bin, OutDir: out, Tag: tag}, s)
+		require.NoError(t, err)
+	}
+	for path, want := range map[string][]string{
+		filepath.Join(out, "t.tar"):      {"registry.example/upstream/t:v1", "weft.local/t:dev"},
+		filepath.Join(out, "t_next.tar"): {"weft.local/t:next"},
+	} {
+		m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(path) })
+		require.NoError(t, err)
+		require.Len(t, m, 1, "one image, however many tags")
+		assert.ElementsMatch(t, want, m[0].RepoTags, path)
+	}
+
+	// Adding an alias changes the build's key: the tarball is rewritten.
+	s.Aliases = append(s.Aliases, "registry.example/upstream/t:v2")
+	built, err := Build(Config{BinDir: bin, OutDir: out}, s)
+	require.NoError(t, err)
+	assert.True(t, built)
+}

@@ -91,6 +91,7 @@ func TestNoClusterReachable(t *testing.T) {
 	for _, args := range [][]string{
 		{"check"}, {"check", "--pre"}, {"proxy-status", "-A"}, {"proxy-config", "secrets", "web-1"},
 		{"explain", "curl-1", "httpbin:8000"}, {"analyze", "-A"}, {"uninstall"}, {"upgrade"}, {"install"},
+		{"trace"}, {"trace", "4bf92f3577b34da6a3ce929d0e0e4736"}, {"dashboard"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := run(t, nil, "", append(args, "--kubeconfig", kc)...)

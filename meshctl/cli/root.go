@@ -174,6 +174,7 @@ which mTLS mode and which authorization policy.`,
 		a.checkCmd(), a.injectCmd(),
 		a.proxyStatusCmd(), a.proxyConfigCmd(),
 		a.explainCmd(), a.analyzeCmd(), a.versionCmd(),
+		a.traceCmd(), a.dashboardCmd(),
 	)
 	return root
 }

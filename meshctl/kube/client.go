@@ -62,6 +62,8 @@ type Client struct {
 	// Envoy reads a sidecar's admin API; PodHTTP GETs a pod's port.
 	Envoy   EnvoyAdmin
 	PodHTTP PodHTTP
+	// Forward tunnels a local port to a pod's port (the trace store).
+	Forward PortForwarder
 	// Host is the API server's URL, for messages.
 	Host string
 }
@@ -92,7 +94,8 @@ func (f *Flags) Connect(ctx context.Context) (*Client, error) {
 		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
 	c := &Client{Config: cfg, Kube: kube, Dynamic: dyn, Namespace: ns, Host: cfg.Host}
-	c.Envoy = &portForwardAdmin{config: cfg, kube: kube}
+	c.Forward = &spdyForwarder{config: cfg, kube: kube}
+	c.Envoy = &portForwardAdmin{fw: c.Forward}
 	c.PodHTTP = &proxyHTTP{kube: kube}
 	if err := c.ping(ctx); err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -53,18 +54,22 @@ func (p *proxyHTTP) Get(ctx context.Context, namespace, pod string, port int, pa
 	return body, nil
 }
 
-// portForwardAdmin forwards a local loopback port to the pod's 15000 for
-// the duration of one request, as `kubectl port-forward` does (WebSocket
-// tunnel first, SPDY as the fallback).
-type portForwardAdmin struct {
-	config *rest.Config
-	kube   kubernetes.Interface
+// PortForwarder opens a tunnel from a local loopback port to a pod's port,
+// as `kubectl port-forward` does, for what only listens inside the pod's
+// network namespace or speaks more than one request (the trace store).
+type PortForwarder interface {
+	// Forward returns the local port; stop closes the tunnel.
+	Forward(ctx context.Context, namespace, pod string, port int) (local uint16, stop func(), err error)
 }
+
+// portForwardAdmin forwards a local loopback port to the pod's 15000 for
+// the duration of one request.
+type portForwardAdmin struct{ fw PortForwarder }
 
 func (a *portForwardAdmin) Get(ctx context.Context, namespace, pod, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	port, stop, err := a.forward(ctx, namespace, pod)
+	port, stop, err := a.fw.Forward(ctx, namespace, pod, EnvoyAdminPort)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +93,14 @@ func (a *portForwardAdmin) Get(ctx context.Context, namespace, pod, path string)
 	return body, nil
 }
 
-func (a *portForwardAdmin) forward(ctx context.Context, namespace, pod string) (uint16, func(), error) {
+// spdyForwarder tunnels through the API server's pods/portforward
+// subresource: WebSocket first, SPDY as the fallback.
+type spdyForwarder struct {
+	config *rest.Config
+	kube   kubernetes.Interface
+}
+
+func (a *spdyForwarder) Forward(ctx context.Context, namespace, pod string, remote int) (uint16, func(), error) {
 	u := a.kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("portforward").URL()
 	transport, upgrader, err := spdy.RoundTripperFor(a.config)
 	if err != nil {
@@ -104,20 +116,21 @@ func (a *portForwardAdmin) forward(ctx context.Context, namespace, pod string) (
 	})
 	stopCh, ready := make(chan struct{}), make(chan struct{})
 	var errOut strings.Builder
-	fw, err := portforward.NewOnAddressesForStreaming(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(EnvoyAdminPort)}, stopCh, ready, io.Discard, &errOut)
+	fw, err := portforward.NewOnAddressesForStreaming(dialer, []string{"127.0.0.1"}, []string{"0:" + strconv.Itoa(remote)}, stopCh, ready, io.Discard, &errOut)
 	if err != nil {
 		return 0, nil, fmt.Errorf("port-forward to %s/%s: %w", namespace, pod, err)
 	}
 	failed := make(chan error, 1)
 	go func() { failed <- fw.ForwardPorts() }()
-	stop := func() { close(stopCh) }
+	var once sync.Once
+	stop := func() { once.Do(func() { close(stopCh) }) }
 	select {
 	case <-ready:
 	case err := <-failed:
-		return 0, nil, fmt.Errorf("port-forward to %s/%s:%d: %w", namespace, pod, EnvoyAdminPort, Humanize(err, a.config.Host))
+		return 0, nil, fmt.Errorf("port-forward to %s/%s:%d: %w", namespace, pod, remote, Humanize(err, a.config.Host))
 	case <-ctx.Done():
 		stop()
-		return 0, nil, fmt.Errorf("port-forward to %s/%s:%d: %w", namespace, pod, EnvoyAdminPort, ctx.Err())
+		return 0, nil, fmt.Errorf("port-forward to %s/%s:%d: %w", namespace, pod, remote, ctx.Err())
 	}
 	ports, err := fw.GetPorts()
 	if err != nil || len(ports) == 0 {

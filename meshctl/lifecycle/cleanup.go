@@ -2,91 +2,44 @@ package lifecycle
 
 import (
 	"fmt"
-	"slices"
 
+	"github.com/weftmesh/weft/install/nodecleanup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // CleanupDaemonSetName is the short-lived DaemonSet that undoes what the
 // node agents did on every node.
-const CleanupDaemonSetName = "weft-node-cleanup"
+const CleanupDaemonSetName = nodecleanup.DaemonSetName
 
-// Node agents of the plan and the flag that makes each undo its work and
-// exit: weft-cni-node removes the conflist, the plugin binaries, its
-// routes and its masquerade chain; weft-proxy removes every WEFT- chain
-// it owns (docs/iptables.md).
-var nodeAgents = []struct{ daemonSet, flag string }{
-	{"weft-cni-node", "--cleanup"},
-	{"weft-proxy", "--cleanup"},
-}
+// nodeAgents are the node agents of the plan and the flag that makes each
+// undo its work and exit (shared with the chart's pre-delete hook).
+var nodeAgents = nodecleanup.Agents
 
 // NodeCleanupDaemonSet builds the DaemonSet that runs the node agents of
-// the plan in cleanup mode on every node: one init container per agent,
-// with the agent's own image, arguments, environment, privileges and host
-// mounts (so the paths are exactly those it installed to), and a pause
-// container that keeps the pod Ready once the init containers succeeded.
-// ok is false when the plan has no node agent.
+// the plan in cleanup mode on every node (nodecleanup.DaemonSet: the same
+// DaemonSet `helm uninstall`'s hook builds from the live agents). ok is
+// false when the plan has no node agent.
 func NodeCleanupDaemonSet(p Plan) (ds *appsv1.DaemonSet, ok bool, err error) {
-	var inits []corev1.Container
-	var volumes []corev1.Volume
+	var found []nodecleanup.Found
 	for _, a := range nodeAgents {
-		obj, found := p.Find("DaemonSet", a.daemonSet)
-		if !found {
+		obj, ok := p.Find("DaemonSet", a.DaemonSet)
+		if !ok {
 			continue
 		}
-		var agent appsv1.DaemonSet
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &agent); err != nil {
-			return nil, false, fmt.Errorf("decode %s: %w", a.daemonSet, err)
+		agent := &appsv1.DaemonSet{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, agent); err != nil {
+			return nil, false, fmt.Errorf("decode %s: %w", a.DaemonSet, err)
 		}
-		spec := agent.Spec.Template.Spec
-		if len(spec.Containers) == 0 {
-			continue
-		}
-		c := spec.Containers[0]
-		c.Name = a.daemonSet
-		c.Args = append(slices.Clone(c.Args), a.flag)
-		c.Ports, c.ReadinessProbe, c.LivenessProbe, c.StartupProbe = nil, nil, nil, nil
-		inits = append(inits, c)
-		for _, v := range spec.Volumes {
-			if !slices.ContainsFunc(volumes, func(x corev1.Volume) bool { return x.Name == v.Name }) {
-				volumes = append(volumes, v)
-			}
-		}
+		found = append(found, nodecleanup.Found{Agent: a, DaemonSet: agent})
 	}
-	if len(inits) == 0 {
-		return nil, false, nil
-	}
-	labels := map[string]string{"app.kubernetes.io/part-of": "weft", "app.kubernetes.io/name": CleanupDaemonSetName}
-	grace := int64(1)
-	automount := false
-	ds = &appsv1.DaemonSet{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
-		ObjectMeta: metav1.ObjectMeta{Name: CleanupDaemonSetName, Namespace: Namespace, Labels: labels},
-		Spec: appsv1.DaemonSetSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": CleanupDaemonSetName}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					HostNetwork:                   true,
-					PriorityClassName:             "system-node-critical",
-					Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-					TerminationGracePeriodSeconds: &grace,
-					AutomountServiceAccountToken:  &automount,
-					InitContainers:                inits,
-					Containers: []corev1.Container{{
-						Name: "done", Image: p.Values.Image("pause"),
-						ImagePullPolicy: corev1.PullPolicy(p.Values.PullPolicy),
-					}},
-					Volumes: volumes,
-				},
-			},
-		},
-	}
-	return ds, true, nil
+	ds, ok = nodecleanup.DaemonSet(nodecleanup.DaemonSetConfig{
+		Namespace: Namespace, Agents: found,
+		PauseImage: p.Values.Image("pause"), PullPolicy: corev1.PullPolicy(p.Values.PullPolicy),
+	})
+	return ds, ok, nil
 }
 
 // toUnstructured converts a typed object for the Applier.

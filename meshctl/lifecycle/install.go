@@ -61,8 +61,14 @@ var CRDResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 // WebhookName is the injector's MutatingWebhookConfiguration.
 const WebhookName = "weft-sidecar-injector"
 
-// Install applies the plan (CRDs first, established before the rest) and
-// waits until every component is ready.
+// Install applies the plan in phases, each waited for before the next:
+// the CRDs (established), then the node agents (DaemonSets) with every
+// object that is not a Deployment or a webhook, then the Deployments
+// (control plane, CoreDNS, collector) and the webhook. A fresh cluster gets
+// its pod network before any pod needs it; an upgrade never restarts a
+// node's Service proxy while CoreDNS's pods are replaced, which would leave
+// that node's DNS rules pointing at a pod that is gone until the new proxy
+// synced.
 func (in *Installer) Install(ctx context.Context, p Plan) error {
 	if len(p.CRDs) > 0 {
 		if err := in.step(fmt.Sprintf("%d CRDs applied and established", len(p.CRDs)), func() error {
@@ -74,18 +80,44 @@ func (in *Installer) Install(ctx context.Context, p Plan) error {
 			return err
 		}
 	}
-	if err := in.step(fmt.Sprintf("%d objects applied (server-side, field manager %s)", len(p.Objects), FieldManager), func() error {
-		return in.cfg.Applier.Apply(ctx, p.Objects)
-	}); err != nil {
-		return err
-	}
-	if err := in.WaitReady(ctx, p.Workloads()); err != nil {
-		return err
+	nodes, control := phases(p.Objects)
+	for _, phase := range []struct {
+		what string
+		objs []*unstructured.Unstructured
+	}{{"node agents and shared objects", nodes}, {"control plane", control}} {
+		if len(phase.objs) == 0 {
+			continue
+		}
+		if err := in.step(fmt.Sprintf("%d objects applied: %s (server-side, field manager %s)", len(phase.objs), phase.what, FieldManager), func() error {
+			return in.cfg.Applier.Apply(ctx, phase.objs)
+		}); err != nil {
+			return err
+		}
+		if ws := (Plan{Objects: phase.objs}).Workloads(); len(ws) > 0 {
+			if err := in.WaitReady(ctx, ws); err != nil {
+				return err
+			}
+		}
 	}
 	if p.Values.Components.Mesh {
 		return in.step("injection webhook has its CA bundle", func() error { return in.waitCABundle(ctx) })
 	}
 	return nil
+}
+
+// phases splits objects (in apply order) into what goes before the
+// Deployments — DaemonSets and everything else — and the Deployments and
+// webhook configurations.
+func phases(objs []*unstructured.Unstructured) (nodes, control []*unstructured.Unstructured) {
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Deployment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration":
+			control = append(control, o)
+		default:
+			nodes = append(nodes, o)
+		}
+	}
+	return nodes, control
 }
 
 // step runs fn and prints a done or failed line with its duration.

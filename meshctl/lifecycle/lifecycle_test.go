@@ -139,10 +139,17 @@ func TestInstallAppliesCRDsFirstAndWaits(t *testing.T) {
 	}
 	assert.Less(t, slices.Index(a.Applied, "Namespace weft-system"), slices.Index(a.Applied, "Deployment weft-system/weft-pilot"))
 	text := out.String()
-	for _, want := range []string{"✓ 6 CRDs applied and established", "objects applied (server-side, field manager meshctl)",
-		"✓ Deployment weft-pilot", "✓ DaemonSet weft-cni-node", "✓ injection webhook has its CA bundle"} {
-		assert.Contains(t, text, want)
+	// Node agents are applied and ready before the Deployments are applied.
+	var last int
+	for _, want := range []string{"✓ 6 CRDs applied and established", "objects applied: node agents and shared objects (server-side, field manager meshctl)",
+		"✓ DaemonSet weft-cni-node", "objects applied: control plane", "✓ Deployment weft-pilot", "✓ injection webhook has its CA bundle"} {
+		i := strings.Index(text, want)
+		require.GreaterOrEqual(t, i, 0, "missing %q in:\n%s", want, text)
+		assert.Greater(t, i, last-1, "%q out of order in:\n%s", want, text)
+		last = i
 	}
+	assert.Less(t, slices.Index(a.Applied, "DaemonSet weft-system/weft-proxy"), slices.Index(a.Applied, "Deployment weft-system/weft-pilot"))
+	assert.Less(t, slices.Index(a.Applied, "Deployment weft-system/weft-injector"), slices.Index(a.Applied, "MutatingWebhookConfiguration weft-sidecar-injector"))
 	assert.NotContains(t, text, "✗")
 }
 

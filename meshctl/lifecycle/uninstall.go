@@ -170,7 +170,7 @@ func (in *Installer) cleanupNodes(ctx context.Context, p Plan) error {
 	}
 	var agents []*unstructured.Unstructured
 	for _, a := range nodeAgents {
-		if o, found := p.Find("DaemonSet", a.daemonSet); found {
+		if o, found := p.Find("DaemonSet", a.DaemonSet); found {
 			agents = append(agents, o)
 		}
 	}

@@ -27,6 +27,8 @@ type TokenAuthenticator struct {
 	Audience string
 }
 
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+
 // Authenticate implements Authenticator with a TokenReview restricted to the
 // audience; namespace and ServiceAccount come from the reviewed username,
 // never from the request.
@@ -67,6 +69,8 @@ func (a *TokenAuthenticator) Authenticate(ctx context.Context, token string) (Ca
 	}
 	return c, nil
 }
+
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get
 
 // CheckBinding implements Authenticator: the token's pod must still exist
 // with the same UID and run as the token's ServiceAccount.

@@ -31,6 +31,10 @@ type InformerConfig struct {
 	Resync time.Duration
 }
 
+// The mesh model: Services, EndpointSlices and Pods of every namespace.
+// +kubebuilder:rbac:groups="",resources=services;pods,verbs=list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
+
 // StartInformers starts client-go shared informers that keep cfg.Store up
 // to date, and returns once their caches have synced, so pilot never serves
 // config built from a partial model. The informers stop with ctx. Event

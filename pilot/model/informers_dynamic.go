@@ -21,6 +21,10 @@ var (
 	GRPCRouteResource = gatewayv1.SchemeGroupVersion.WithResource("grpcroutes")
 )
 
+// Weft's policy CRDs and the Gateway API routes of the mesh (GAMMA).
+// +kubebuilder:rbac:groups=mesh.weft.dev,resources=meshtlses;trafficpolicies;authorizationpolicies,verbs=list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=list;watch
+
 // startDynamic starts the informers of CRD-backed kinds. Each decodes the
 // unstructured object into its Go type and converts it; an object that does
 // not convert is logged and removed from the model (invalid routes are

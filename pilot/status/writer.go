@@ -154,6 +154,13 @@ func policyUpdate(st *model.PolicyStatus, status *v1alpha1.PolicyStatus) func(ti
 	}
 }
 
+// Route and policy status: the object is read for its generation, then its
+// status subresource written (MeshTLS has no status pilot computes).
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=get
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes/status;grpcroutes/status,verbs=update
+// +kubebuilder:rbac:groups=mesh.weft.dev,resources=trafficpolicies;authorizationpolicies,verbs=get
+// +kubebuilder:rbac:groups=mesh.weft.dev,resources=trafficpolicies/status;authorizationpolicies/status,verbs=update
+
 // write fetches one object into obj, lets update change its status (false:
 // nothing to do) and writes the status subresource. fingerprint is the
 // computed status: an object whose fingerprint was written already is

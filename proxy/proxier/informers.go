@@ -23,6 +23,10 @@ const (
 	endpointSelector = "!" + model.ProxyNameLabel + ",!" + headlessLabel
 )
 
+// Services and EndpointSlices of every namespace, and this node (field selector).
+// +kubebuilder:rbac:groups="",resources=services;nodes,verbs=list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=list;watch
+
 // Watch starts informers for Services, EndpointSlices and this node, feeds
 // them into the tracker and, once their initial lists are in, tells the
 // proxier it may sync. It returns after the caches synced (or ctx ended).

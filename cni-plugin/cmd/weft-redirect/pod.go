@@ -14,6 +14,10 @@ import (
 	"github.com/weftmesh/weft/api/annotation"
 )
 
+// weft-redirect runs with weft-cni-node's ServiceAccount token (the
+// kubeconfig weft-cni-node writes), so this is part of weft-cni-node's role.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get
+
 // sidecarStatus reads the pod's StatusAnnotation from the API server.
 // meshed is false for pods without it. A pod that cannot be read, or whose
 // status does not parse, is an error: the pod may have a sidecar whose

@@ -51,6 +51,8 @@ type Cluster struct {
 	// HTTP answers pod-proxy GETs; Envoy answers admin API GETs.
 	HTTP  *Responses
 	Envoy *Responses
+	// Forwards answers port-forwards (the trace store).
+	Forwards *Forwards
 	// Namespace is the kubeconfig's namespace ("" means default).
 	Namespace string
 }
@@ -72,6 +74,7 @@ func New(objs ...runtime.Object) *Cluster {
 		HTTP:    &Responses{},
 		Envoy:   &Responses{},
 	}
+	c.Forwards = &Forwards{}
 	c.SetServerVersion("1", "33", "v1.33.2")
 	return c
 }
@@ -87,7 +90,7 @@ func (c *Cluster) Client() *kube.Client {
 	if ns == "" {
 		ns = "default"
 	}
-	return &kube.Client{Kube: c.Kube, Dynamic: c.Dynamic, Namespace: ns, Envoy: c.Envoy, PodHTTP: (*podHTTP)(c.HTTP), Host: "https://fake-apiserver:6443"}
+	return &kube.Client{Kube: c.Kube, Dynamic: c.Dynamic, Namespace: ns, Envoy: c.Envoy, PodHTTP: (*podHTTP)(c.HTTP), Forward: c.Forwards, Host: "https://fake-apiserver:6443"}
 }
 
 // Forbid makes every request with verb ("*" for all) on resource ("*" for

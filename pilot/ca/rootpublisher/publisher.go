@@ -65,6 +65,11 @@ type Publisher struct {
 	dirty   chan struct{}
 }
 
+// Which namespaces are meshed (their pods and labels), and the trust bundle
+// ConfigMaps, watched by name (field selector) so RBAC can pin them.
+// +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,resourceNames=weft-root-cert,verbs=list;watch
+
 // New builds the informers; Run starts them.
 func New(cfg Config) (*Publisher, error) {
 	if cfg.Client == nil || cfg.Bundle == nil {
@@ -211,6 +216,10 @@ func (p *Publisher) namespaces() ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// Creation cannot be limited by name; updates can.
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
+// +kubebuilder:rbac:groups="",resources=configmaps,resourceNames=weft-root-cert,verbs=update
 
 func (p *Publisher) publish(ctx context.Context, ns string, bundle []byte) (bool, error) {
 	cms := p.cfg.Client.CoreV1().ConfigMaps(ns)

@@ -9,6 +9,7 @@ package rootstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -52,7 +53,16 @@ type Config struct {
 	Resync time.Duration
 	// MeterProvider for the CA expiry gauge (global provider if nil).
 	MeterProvider metric.MeterProvider
+	// Leading reports whether this replica may write the self-signed root
+	// (generate it, step its rotation): pilot's leader election
+	// (package leader). Other replicas only read it. Nil means always, for
+	// a single replica.
+	Leading func() bool
 }
+
+// ErrNoRoot is Sync's error while the self-signed root does not exist yet
+// and this replica does not lead: the leader is about to generate it.
+var ErrNoRoot = errors.New("no self-signed root yet: waiting for the leading pilot to generate it")
 
 // Store owns the CA state. CA() is safe for concurrent use.
 type Store struct {
@@ -151,17 +161,18 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
-// Sync loads the plugged or self-signed authority (creating the latter if
-// missing), steps a self-signed root's rotation, stores any change and
-// swaps in the resulting CA.
+// Sync loads the plugged or self-signed authority (the leader creating
+// the latter if missing), lets the leader step a self-signed root's
+// rotation and store it, and swaps in the resulting CA.
 func (s *Store) Sync(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("rootstore")
-	auth, plugged, err := s.load(ctx)
+	auth, sec, err := s.load(ctx)
 	if err != nil {
 		return err
 	}
-	if !plugged {
-		if auth, err = s.rotate(ctx, auth); err != nil {
+	plugged := sec == nil
+	if !plugged && s.leading() {
+		if auth, err = s.rotate(ctx, sec, auth); err != nil {
 			return err
 		}
 	}
@@ -182,32 +193,45 @@ func (s *Store) Sync(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) load(ctx context.Context) (ca.Authority, bool, error) {
+func (s *Store) leading() bool { return s.cfg.Leading == nil || s.cfg.Leading() }
+
+// Both roots are read by name: the operator's cacerts and pilot's own weft-ca.
+// +kubebuilder:rbac:groups="",namespace=weft-system,resources=secrets,resourceNames=weft-ca;cacerts,verbs=get
+
+// load returns the plugged authority (and a nil Secret) or the self-signed
+// one with the Secret it was read from, whose resourceVersion a rotation
+// writes against.
+func (s *Store) load(ctx context.Context) (ca.Authority, *corev1.Secret, error) {
 	secrets := s.cfg.Client.CoreV1().Secrets(s.cfg.Namespace)
 	sec, err := secrets.Get(ctx, s.cfg.PluggedSecret, metav1.GetOptions{})
 	switch {
 	case err == nil:
 		a, err := ca.UnmarshalAuthority(sec.Data)
 		if err != nil {
-			return ca.Authority{}, false, fmt.Errorf("secret %s/%s: %w", s.cfg.Namespace, s.cfg.PluggedSecret, err)
+			return ca.Authority{}, nil, fmt.Errorf("secret %s/%s: %w", s.cfg.Namespace, s.cfg.PluggedSecret, err)
 		}
-		return a, true, nil
+		return a, nil, nil
 	case !apierrors.IsNotFound(err):
-		return ca.Authority{}, false, fmt.Errorf("get secret %s/%s: %w", s.cfg.Namespace, s.cfg.PluggedSecret, err)
+		return ca.Authority{}, nil, fmt.Errorf("get secret %s/%s: %w", s.cfg.Namespace, s.cfg.PluggedSecret, err)
 	}
 	sec, err = secrets.Get(ctx, s.cfg.Secret, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		if !s.leading() {
+			return ca.Authority{}, nil, fmt.Errorf("secret %s/%s: %w", s.cfg.Namespace, s.cfg.Secret, ErrNoRoot)
+		}
 		sec, err = s.create(ctx)
 	}
 	if err != nil {
-		return ca.Authority{}, false, fmt.Errorf("get secret %s/%s: %w", s.cfg.Namespace, s.cfg.Secret, err)
+		return ca.Authority{}, nil, fmt.Errorf("get secret %s/%s: %w", s.cfg.Namespace, s.cfg.Secret, err)
 	}
 	a, err := ca.UnmarshalAuthority(sec.Data)
 	if err != nil {
-		return ca.Authority{}, false, fmt.Errorf("secret %s/%s: %w", s.cfg.Namespace, s.cfg.Secret, err)
+		return ca.Authority{}, nil, fmt.Errorf("secret %s/%s: %w", s.cfg.Namespace, s.cfg.Secret, err)
 	}
-	return a, false, nil
+	return a, sec, nil
 }
+
+// +kubebuilder:rbac:groups="",namespace=weft-system,resources=secrets,verbs=create
 
 // create generates the self-signed root on first start. When another pilot
 // replica wins the race, its Secret is used.
@@ -238,10 +262,14 @@ func (s *Store) create(ctx context.Context) (*corev1.Secret, error) {
 	return created, nil
 }
 
-// rotate steps the rotation policy and writes a changed authority back with
-// optimistic concurrency: on a conflict another replica rotated first and
-// the next Sync reads its result.
-func (s *Store) rotate(ctx context.Context, a ca.Authority) (ca.Authority, error) {
+// +kubebuilder:rbac:groups="",namespace=weft-system,resources=secrets,resourceNames=weft-ca,verbs=update
+
+// rotate steps the rotation policy and writes a changed authority back
+// over sec, the Secret a was read from, with optimistic concurrency: when
+// the Secret changed since (a pilot that led before this one was still
+// finishing a step), the update fails with a conflict and the next Sync
+// starts from what is stored, so no step is computed from a stale root.
+func (s *Store) rotate(ctx context.Context, sec *corev1.Secret, a ca.Authority) (ca.Authority, error) {
 	next, changed, err := s.cfg.Rotation.Step(a, s.cfg.CA.Clock())
 	if err != nil || !changed {
 		return a, err
@@ -251,10 +279,6 @@ func (s *Store) rotate(ctx context.Context, a ca.Authority) (ca.Authority, error
 		return a, err
 	}
 	secrets := s.cfg.Client.CoreV1().Secrets(s.cfg.Namespace)
-	sec, err := secrets.Get(ctx, s.cfg.Secret, metav1.GetOptions{})
-	if err != nil {
-		return a, fmt.Errorf("get secret %s/%s: %w", s.cfg.Namespace, s.cfg.Secret, err)
-	}
 	sec = sec.DeepCopy()
 	sec.Data = data
 	if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {

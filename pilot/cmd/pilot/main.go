@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 )
 
 // options are pilot's flags.
@@ -37,6 +38,7 @@ type options struct {
 	kubeQPS       float64
 	kubeBurst     int
 	telemetry     telemetryFlags
+	leader        leaderFlags
 }
 
 func main() {
@@ -59,9 +61,11 @@ func main() {
 	flag.Float64Var(&o.kubeQPS, "kube-api-qps", 50, "API server client QPS (TokenReviews, pod lookups)")
 	flag.IntVar(&o.kubeBurst, "kube-api-burst", 100, "API server client burst")
 	o.telemetry.register(flag.CommandLine)
+	o.leader.register(flag.CommandLine)
 	flag.Parse()
 
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
+	klog.SetLogger(logger.WithName("client-go")) // leader election logs through klog
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(logr.NewContext(ctx, logger), o); err != nil {

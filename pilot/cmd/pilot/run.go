@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -31,7 +32,9 @@ import (
 // run wires pilot's components — the CA (root store, trust-bundle
 // publisher, CSR service), the xDS server over the mesh model and the
 // status writer (route and policy conditions) — and runs them until ctx is
-// done or one fails.
+// done or one fails. Every replica serves the CA and xDS; the elected
+// leader alone writes: the root (generation, rotation), the trust bundles
+// and the status (see leader.go).
 func run(ctx context.Context, o options) error {
 	log := logr.FromContextOrDiscard(ctx)
 	td, err := spiffeid.TrustDomainFromString(o.trustDomain)
@@ -65,23 +68,42 @@ func run(ctx context.Context, o options) error {
 	}()
 	log.Info("telemetry", "otlpTraces", tel.OTLPTraces, "otlpMetrics", tel.OTLPMetrics)
 
+	elector, err := o.leader.elector(client, o.namespace)
+	if err != nil {
+		return err
+	}
 	store, err := rootstore.New(rootstore.Config{
 		Client: client, Namespace: o.namespace, Secret: o.caSecret, PluggedSecret: o.pluggedSecret,
 		TrustDomain: td, RootTTL: o.rootTTL, MeterProvider: tel.MeterProvider,
-		CA: ca.Config{DefaultTTL: o.certTTL, MaxTTL: o.maxCertTTL},
+		CA: ca.Config{DefaultTTL: o.certTTL, MaxTTL: o.maxCertTTL}, Leading: elector.Leading,
 	})
 	if err != nil {
 		return err
+	}
+	mesh := model.NewStore(model.StoreConfig{RootNamespace: o.namespace, ClusterDomain: o.clusterDomain})
+	modelSynced := make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	// The election runs from the start: on a first install the leader
+	// generates the root the other replicas wait for.
+	g.Go(func() error {
+		return elector.Run(ctx, singletons(
+			func() (runner, error) {
+				return rootpublisher.New(rootpublisher.Config{
+					Client: client, Bundle: store.BundlePEM, Changed: store.Subscribe(), Namespaces: []string{o.namespace},
+				})
+			},
+			func() (runner, error) { return status.New(status.Config{Dynamic: dyn, Model: mesh}) },
+			modelSynced))
+	})
+	stop := func(err error) error {
+		cancel()
+		return errors.Join(err, g.Wait())
 	}
 	// The CA must exist before anything is served.
-	if err := store.Sync(ctx); err != nil {
-		return fmt.Errorf("load CA: %w", err)
-	}
-	publisher, err := rootpublisher.New(rootpublisher.Config{
-		Client: client, Bundle: store.BundlePEM, Changed: store.Subscribe(), Namespaces: []string{o.namespace},
-	})
-	if err != nil {
-		return err
+	if err := loadCA(ctx, store); err != nil {
+		return stop(err)
 	}
 	caSrv, err := caserver.New(caserver.Config{
 		CA:            store,
@@ -90,21 +112,20 @@ func run(ctx context.Context, o options) error {
 		MeterProvider: tel.MeterProvider,
 	})
 	if err != nil {
-		return err
+		return stop(err)
 	}
 	// One serving certificate for both endpoints: an X.509-SVID for
 	// spiffe://<td>/ns/<namespace>/sa/weft-pilot with the Service's DNS
 	// names, which sidecars check when they connect to xDS.
 	serving := &caserver.ServingCert{CA: store, Namespace: o.namespace, DNSNames: caserver.ServingNames(o.namespace, o.clusterDomain)}
 	if err := caserver.RegisterServingMetrics(tel.MeterProvider, serving); err != nil {
-		return err
+		return stop(err)
 	}
 	caGRPC := caserver.NewGRPCServer(caSrv, serving, grpc.ChainUnaryInterceptor(caserver.LoggerInterceptor(log)))
 	caLis, err := net.Listen("tcp", o.caAddr)
 	if err != nil {
-		return fmt.Errorf("listen CA %s: %w", o.caAddr, err)
+		return stop(fmt.Errorf("listen CA %s: %w", o.caAddr, err))
 	}
-	mesh := model.NewStore(model.StoreConfig{RootNamespace: o.namespace, ClusterDomain: o.clusterDomain})
 	roots := func() *x509.CertPool {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(store.BundlePEM())
@@ -116,11 +137,7 @@ func run(ctx context.Context, o options) error {
 		MeterProvider: tel.MeterProvider, TracerProvider: tel.TracerProvider,
 	})
 	if err != nil {
-		return err
-	}
-	statusWriter, err := status.New(status.Config{Dynamic: dyn, Model: mesh})
-	if err != nil {
-		return err
+		return stop(errors.Join(err, caLis.Close()))
 	}
 	// /metrics and /debug/syncz (meshctl proxy-status) share the metrics port,
 	// which only the control plane and the API server's pod proxy reach.
@@ -128,9 +145,7 @@ func run(ctx context.Context, o options) error {
 	mux.Handle("/metrics", tel.Handler)
 	mux.Handle("/debug/syncz", xdsSrv.DebugHandler())
 
-	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return store.Run(ctx) })
-	g.Go(func() error { return publisher.Run(ctx) })
 	g.Go(func() error { return caserver.Serve(ctx, caGRPC, caLis) })
 	g.Go(func() error { return telemetry.Serve(ctx, o.metricsAddr, mux) })
 	g.Go(func() error {
@@ -139,7 +154,7 @@ func run(ctx context.Context, o options) error {
 		if err := model.StartInformers(ctx, model.InformerConfig{Client: client, Dynamic: dyn, Store: mesh}); err != nil {
 			return fmt.Errorf("mesh model: %w", err)
 		}
-		g.Go(func() error { return statusWriter.Run(ctx) })
+		close(modelSynced)
 		return xdsSrv.Run(ctx)
 	})
 	if err := g.Wait(); err != nil {

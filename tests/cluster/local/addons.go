@@ -40,8 +40,8 @@ func (c Config) Clientset() (*kubernetes.Clientset, error) {
 }
 
 // Values are the install values for the local cluster: per-node CNI
-// directories (the nodes share one filesystem) and node agents that talk to
-// the API server directly.
+// directories (the nodes share one filesystem), node agents that talk to
+// the API server directly, and the telemetry collector.
 func (c Config) Values() install.Values {
 	v := install.Defaults()
 	v.PullPolicy = "Never"
@@ -50,6 +50,9 @@ func (c Config) Values() install.Values {
 	// `up` installs the cluster's own network (pod network, Service proxy,
 	// DNS), like kind installs kindnet; the mesh is installed on top of it.
 	v.Components.DNS, v.Components.Mesh = true, false
+	// The demo and the e2e suite read traces: the chart's OpenTelemetry
+	// Collector and trace store, which components and sidecars report to.
+	v.Telemetry.Collector.Enabled = true
 	nodes := filepath.Join(c.StateDir, "nodes")
 	v.CNI = install.CNIValues{
 		BinDir: c.cniBinDir(), ConfDir: nodes, PerNodeDirs: true,

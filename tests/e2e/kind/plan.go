@@ -52,10 +52,12 @@ const (
 // control-plane node's container name (Docker's DNS resolves it on the kind
 // network, and node agents start before any Service VIP works), images
 // loaded by `kind load` (IfNotPresent), and every component but DNS: kind
-// brings CoreDNS.
+// brings CoreDNS. The telemetry collector is on, as in the local cluster:
+// the suite reads traces from it.
 func Values(name string) install.Values {
 	v := install.Defaults()
 	v.Components = install.Components{CNI: true, Proxy: true, Mesh: true}
+	v.Telemetry.Collector.Enabled = true
 	v.CNI.BinDir, v.CNI.ConfDir, v.CNI.PerNodeDirs = "/opt/cni/bin", "/etc/cni/net.d", false
 	v.APIServerHost, v.APIServerPort = name+"-control-plane", "6443"
 	v.PullPolicy = "IfNotPresent"

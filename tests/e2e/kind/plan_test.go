@@ -68,6 +68,7 @@ func TestValuesForKind(t *testing.T) {
 	assert.Equal(t, "/etc/cni/net.d", v.CNI.ConfDir)
 	assert.False(t, v.CNI.PerNodeDirs, "each kind node has its own filesystem")
 	assert.Equal(t, "IfNotPresent", v.PullPolicy, "images come from kind load, never a registry")
+	assert.True(t, v.Telemetry.Collector.Enabled, "the suite's telemetry test reads the collector's trace store")
 	// The chart accepts them (values schema included).
 	stream, err := install.Render(v)
 	require.NoError(t, err)

@@ -27,13 +27,45 @@ apiServerHost is unset.
 {{- end -}}
 
 {{/*
-weft.telemetryEnv is the OTLP collector of telemetry.otlpEndpoint as the
-standard OpenTelemetry variable, which pilot/telemetry reads. Empty when
-unset.
+weft.collectorAddress is host:port of the chart's OpenTelemetry Collector
+(OTLP/gRPC), weft-otel-collector in weft-system.
+*/}}
+{{- define "weft.collectorAddress" -}}
+{{- printf "weft-otel-collector.weft-system.svc.%s:4317" .Values.clusterDomain -}}
+{{- end -}}
+
+{{/*
+weft.otlpEndpoint is where components push telemetry: telemetry.otlpEndpoint,
+else the chart's collector when telemetry.collector.enabled, else nothing.
+*/}}
+{{- define "weft.otlpEndpoint" -}}
+{{- if .Values.telemetry.otlpEndpoint -}}
+{{- .Values.telemetry.otlpEndpoint -}}
+{{- else if .Values.telemetry.collector.enabled -}}
+{{- printf "http://%s" (include "weft.collectorAddress" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+weft.telemetryEnv is weft.otlpEndpoint as the standard OpenTelemetry
+variable, which pilot/telemetry reads. Empty when there is none.
 */}}
 {{- define "weft.telemetryEnv" -}}
-{{- with .Values.telemetry.otlpEndpoint -}}
+{{- with include "weft.otlpEndpoint" . -}}
 - {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: {{ . | quote }}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+weft.hostNetworkDNS is the dnsPolicy of the host-network node agents: with
+the chart's collector as their OTLP endpoint they must resolve its Service
+name, which the node's resolver does not know, so they use cluster DNS
+(ClusterFirstWithHostNet); otherwise the node's DNS (the default). Their
+API server address never needs DNS.
+*/}}
+{{- define "weft.hostNetworkDNS" -}}
+{{- if and .Values.telemetry.collector.enabled (not .Values.telemetry.otlpEndpoint) -}}
+dnsPolicy: ClusterFirstWithHostNet
 {{- end -}}
 {{- end -}}
 
