@@ -95,10 +95,15 @@ build:
 	go build -o $(MESHCTL) ./meshctl/cmd/meshctl
 
 ## images: OCI image tarballs for every Weft component and sample app, and
-## the chart's images again tagged `next` (same binaries) for the upgrade test.
+## the chart's images from a second build tagged `next` for the upgrade test
+## (same source, linked with telemetry.Version=next: every component reports
+## the version it runs as service.version).
+NEXT_LDFLAGS := -s -w -X github.com/weftmesh/weft/pilot/telemetry.Version=next
 images: build envoy cluster-bins
 	go run ./install/images -bin-dir $(BUILD) -tools-dir $(BIN) -envoy $(BIN)/envoy -out $(IMAGES)
-	go run ./install/images -bin-dir $(BUILD) -tools-dir $(BIN) -envoy $(BIN)/envoy -out $(IMAGES) \
+	@mkdir -p $(BUILD)/next
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(NEXT_LDFLAGS)' -o $(BUILD)/next/ $(WEFT_CMDS)
+	go run ./install/images -bin-dir $(BUILD)/next -tools-dir $(BIN) -envoy $(BIN)/envoy -out $(IMAGES) \
 		-tag next -only cni-node,weft-proxy,pilot,injector,sidecar,coredns,otel-collector
 
 ## manifests: copy the CRDs into the Helm chart (install/helm/weft/crds) and

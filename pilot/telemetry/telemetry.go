@@ -32,6 +32,14 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// Version is the build's version, set at link time
+// (-X github.com/weftmesh/weft/pilot/telemetry.Version=...; `make images`
+// stamps the upgrade test's second build "next"). Every component reports
+// it as the service.version resource attribute, i.e. in target_info on its
+// /metrics and on every span, so an upgrade can be seen component by
+// component.
+var Version = "dev"
+
 // Config names the component whose metrics are exported.
 type Config struct {
 	// ServiceName becomes the service.name resource attribute (target_info).
@@ -93,7 +101,7 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
 	res, err := resource.Merge(resource.Default(),
-		resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName)))
+		resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName), semconv.ServiceVersion(Version)))
 	if err != nil {
 		return nil, fmt.Errorf("metrics resource: %w", err)
 	}

@@ -188,6 +188,9 @@ func TestUpgradeKeepsTrafficFlowing(t *testing.T) {
 	})
 	require.NoError(t, err, "meshed traffic before the upgrade")
 
+	// The two builds are told apart by what they report, not by their tags:
+	// `make images` links the N+1 build with telemetry.Version=next.
+	assert.Equal(t, []string{from.Tag}, pilotVersions(ctx, t), "pilot's build before the upgrade")
 	t.Cleanup(func() { downgrade(t, path, from) })
 	traffic := startTraffic(ctx, curl, url, 3*time.Minute)
 	r := meshctl(t, 10*time.Minute, "upgrade", "-f", path, "--set", "tag="+to.Tag, "--wait-timeout", "5m")
@@ -202,6 +205,7 @@ func TestUpgradeKeepsTrafficFlowing(t *testing.T) {
 	require.Equal(t, 0, r.code, "meshctl upgrade: %s", r.errOut)
 	require.NoError(t, rollout, "control plane and node agents on %s", to.Tag)
 	assert.Contains(t, r.out, "Upgrading Weft: control plane "+from.Image("pilot")+" → "+to.Image("pilot"))
+	assert.Equal(t, []string{to.Tag}, pilotVersions(ctx, t), "pilot's build after the upgrade")
 	assert.Regexp(t, `Meshed pods still run an older sidecar in: .*\b`+ns+` \(2\)`, r.out, "meshctl names the namespace to restart")
 	assert.GreaterOrEqual(t, res.requests, 50, "too few requests to judge the upgrade (exec errors: %d)", res.execErrors)
 	assert.LessOrEqual(t, res.failed, upgradeFailureBudget(res.requests), "meshed requests failed during the upgrade: %q", res.errors)

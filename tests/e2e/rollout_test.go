@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -204,4 +205,23 @@ func waitRestarted(t *testing.T, ns, selector, old, want string) corev1.Pod {
 	})
 	require.NoError(t, err, "restart of %s in %s with sidecar %s", selector, ns, want)
 	return pod
+}
+
+// serviceVersion matches the service.version resource attribute in a
+// component's Prometheus target_info (pilot/telemetry.Version).
+var serviceVersion = regexp.MustCompile(`target_info\{[^}]*service_version="([^"]*)"`)
+
+// pilotVersions are the build versions the ready pilot replicas report on
+// their metrics port (15014), read through the API server's pod proxy.
+func pilotVersions(ctx context.Context, t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, p := range pilotPods(t) {
+		raw, err := cluster.Client.CoreV1().Pods(p.Namespace).ProxyGet("http", p.Name, "15014", "/metrics", nil).DoRaw(ctx)
+		require.NoError(t, err, "metrics of %s", p.Name)
+		m := serviceVersion.FindSubmatch(raw)
+		require.NotNil(t, m, "%s reports no service_version in target_info", p.Name)
+		out = append(out, string(m[1]))
+	}
+	return out
 }

@@ -132,10 +132,20 @@ func TestServices(t *testing.T) {
 	t.Run("session affinity sticks to one endpoint", func(t *testing.T) {
 		url := fmt.Sprintf("http://%s/", svc("affinity").Spec.ClusterIP)
 		for _, c := range podClients {
+			// One request first: it records the client's endpoint. (The
+			// first connections of a concurrent burst race each other
+			// through the random choice — kube-proxy's `-m recent`
+			// affinity has the same window — and then all stick to the
+			// first endpoint in the Service's chain that recorded them.)
+			first, err := eventuallyLoad(ctx, c, 1, url)
+			require.NoError(t, err)
 			s, err := eventuallyLoad(ctx, c, 20, url)
 			require.NoError(t, err)
 			assert.Equal(t, 20, s.Codes["200"])
 			assert.Len(t, s.ServedBy, 1, "from %s: served by %s", c.Name, keys(s.ServedBy))
+			for pod := range s.ServedBy {
+				assert.Contains(t, first.ServedBy, pod, "from %s: the endpoint of the first request keeps the client", c.Name)
+			}
 		}
 	})
 
