@@ -218,11 +218,12 @@ bench-proxy: deps images
 	go run ./proxy/bench -kubeconfig $(KUBECONFIG) -kube-proxy $(BIN)/kube-proxy -sizes $${SIZES:-1000,5000,10000}
 
 ## bench-controlplane: pilot's xDS server with N simulated proxies × M
-## Services (100/1000 each), change → all ACKed, with telemetry off and on.
+## Services (100/1000 each), change → all ACKed, with telemetry off and on,
+## over delta ADS as the sidecars use it (loadgen without -delta: SotW).
 bench-controlplane:
 	@go build -o $(BUILD)/loadgen ./pilot/xds/loadgen; first=1; \
 	for n in 100 1000; do for m in 100 1000; do for tel in false true; do \
-		out=$$($(BUILD)/loadgen -proxies $$n -services $$m -changes 40 -telemetry=$$tel); \
+		out=$$($(BUILD)/loadgen -delta -proxies $$n -services $$m -changes 40 -telemetry=$$tel -timeout 20m); \
 		if [ $$first = 1 ]; then echo "$$out"; first=0; else echo "$$out" | tail -1; fi; \
 	done; done; done
 

@@ -156,10 +156,14 @@ func runSize(ctx context.Context, client kubernetes.Interface, o options, n int,
 		// Space changes beyond both proxies' 1s min sync period, so the
 		// latency measures reaction, not rate limiting.
 		time.Sleep(2 * time.Second)
+		before, err := snapshotAll(ctx, insts)
+		if err != nil {
+			return nil, err
+		}
 		if err := changeOneEndpoint(ctx, client, slices[(i*7919)%len(slices)], i+1); err != nil {
 			return nil, err
 		}
-		if err := waitChange(ctx, insts, results, o.changes); err != nil {
+		if err := waitChange(ctx, insts, before, results, o.changes); err != nil {
 			return nil, err
 		}
 	}
@@ -197,37 +201,47 @@ func firstSync(ctx context.Context, in *instance, timeout time.Duration, r *resu
 	return fmt.Errorf("%s: no sync within %v (see its log)", in.kind.name, timeout)
 }
 
-// waitChange waits until every proxy programmed one more change and adds
-// that sync's duration and programming latency (averaged over rounds).
-func waitChange(ctx context.Context, insts []*instance, results map[string]*result, rounds int) error {
-	type snap struct{ count, sum, prog, progSum float64 }
-	read := func(in *instance) (snap, error) {
-		text, err := in.scrape(ctx)
-		if err != nil {
-			return snap{}, err
-		}
-		var s snap
-		s.count, _ = sample(text, in.kind.syncCount)
-		s.sum, _ = sample(text, in.kind.syncSum)
-		s.prog, _ = sample(text, in.kind.progCount)
-		s.progSum, _ = sample(text, in.kind.progSum)
-		return s, nil
+// metricsSnap is one proxy's sync and programming histograms (count, sum).
+type metricsSnap struct{ count, sum, prog, progSum float64 }
+
+func readSnap(ctx context.Context, in *instance) (metricsSnap, error) {
+	text, err := in.scrape(ctx)
+	if err != nil {
+		return metricsSnap{}, err
 	}
-	before := map[*instance]snap{}
+	var s metricsSnap
+	s.count, _ = sample(text, in.kind.syncCount)
+	s.sum, _ = sample(text, in.kind.syncSum)
+	s.prog, _ = sample(text, in.kind.progCount)
+	s.progSum, _ = sample(text, in.kind.progSum)
+	return s, nil
+}
+
+// snapshotAll reads every proxy's histograms. It must run before the
+// change: a proxy may program it before waitChange's first scrape.
+func snapshotAll(ctx context.Context, insts []*instance) (map[*instance]metricsSnap, error) {
+	before := map[*instance]metricsSnap{}
 	for _, in := range insts {
-		s, err := read(in)
+		s, err := readSnap(ctx, in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		before[in] = s
 	}
+	return before, nil
+}
+
+// waitChange waits until every proxy programmed one more change since
+// before and adds that sync's duration and programming latency, divided by
+// rounds, to its result.
+func waitChange(ctx context.Context, insts []*instance, before map[*instance]metricsSnap, results map[string]*result, rounds int) error {
 	pending := slices.Clone(insts)
 	deadline := time.Now().Add(2 * time.Minute)
 	for len(pending) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		for i := 0; i < len(pending); i++ {
 			in := pending[i]
-			s, err := read(in)
+			s, err := readSnap(ctx, in)
 			if err != nil || s.prog <= before[in].prog || s.count <= before[in].count {
 				continue
 			}
@@ -239,7 +253,7 @@ func waitChange(ctx context.Context, insts []*instance, results map[string]*resu
 		}
 	}
 	if len(pending) > 0 {
-		last, err := read(pending[0])
+		last, err := readSnap(ctx, pending[0])
 		return fmt.Errorf("%s did not program an endpoint change within 2m (before %+v, now %+v, read error %v)", pending[0].kind.name, before[pending[0]], last, err)
 	}
 	return nil
