@@ -108,7 +108,7 @@ type summary struct {
 
 // load sends n requests from pod's curl container and returns the summary.
 func load(ctx context.Context, pod corev1.Pod, container string, n int, url string, extra ...string) (summary, error) {
-	args := append([]string{"curl", "-n", fmt.Sprint(n), "-c", "4", "-timeout", "3s"}, extra...)
+	args := append([]string{"curl", "-summary", "-n", fmt.Sprint(n), "-c", "4", "-timeout", "3s"}, extra...)
 	out, _, err := cluster.Exec(ctx, pod.Namespace, pod.Name, container, append(args, url)...)
 	if err != nil {
 		return summary{}, err
@@ -116,6 +116,9 @@ func load(ctx context.Context, pod corev1.Pod, container string, n int, url stri
 	var s summary
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		return summary{}, fmt.Errorf("decode summary %q: %w", out, err)
+	}
+	if s.Requests != n {
+		return summary{}, fmt.Errorf("summary of %d requests, want %d: %q", s.Requests, n, out)
 	}
 	return s, nil
 }

@@ -50,7 +50,7 @@ type stats struct {
 
 // send runs `curl -n n -c c` in the curl pod with extra flags (-H ...).
 func send(ctx context.Context, pod corev1.Pod, n, c int, url string, extra ...string) (stats, error) {
-	args := append([]string{"curl", "-n", fmt.Sprint(n), "-c", fmt.Sprint(c), "-timeout", "10s"}, extra...)
+	args := append([]string{"curl", "-summary", "-n", fmt.Sprint(n), "-c", fmt.Sprint(c), "-timeout", "10s"}, extra...)
 	out, _, err := cluster.Exec(ctx, pod.Namespace, pod.Name, "curl", append(args, url)...)
 	if err != nil {
 		return stats{}, err
@@ -58,6 +58,9 @@ func send(ctx context.Context, pod corev1.Pod, n, c int, url string, extra ...st
 	var s stats
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		return stats{}, fmt.Errorf("decode summary %q: %w", out, err)
+	}
+	if s.Requests != n {
+		return stats{}, fmt.Errorf("summary of %d requests, want %d: %q", s.Requests, n, out)
 	}
 	return s, nil
 }

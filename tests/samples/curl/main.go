@@ -31,6 +31,7 @@ func main() {
 	flag.Var(&hdrs, "H", "header 'Name: value' (repeatable)")
 	flag.StringVar(&req.Body, "d", "", "request body")
 	flag.IntVar(&req.Count, "n", 1, "number of requests; >1 prints a JSON summary")
+	flag.BoolVar(&req.Summary, "summary", false, "print the JSON summary even when -n is 1")
 	flag.IntVar(&req.Concurrency, "c", 1, "concurrent requests when -n > 1")
 	flag.DurationVar(&req.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	flag.BoolVar(&req.Verbose, "v", false, "print the status line and response headers to stderr")
@@ -59,7 +60,7 @@ func main() {
 }
 
 func run(ctx context.Context, req Request, stdout, stderr io.Writer) int {
-	if req.Count > 1 {
+	if req.Count > 1 || req.Summary {
 		sum := Load(ctx, req)
 		if err := sum.Write(stdout); err != nil {
 			fmt.Fprintln(stderr, "curl:", err)

@@ -23,6 +23,8 @@ type Request struct {
 	Timeout           time.Duration
 	Verbose, Fail     bool
 	Insecure          bool
+	// Summary prints the JSON summary of Load even for one request.
+	Summary bool
 }
 
 // client is the HTTP client for r: -k skips certificate checks (for

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -77,4 +79,20 @@ func TestUDPNoReplyIsAnError(t *testing.T) {
 	defer conn.Close()
 	err = UDP(context.Background(), conn.LocalAddr().String(), 0, 100*time.Millisecond, &bytes.Buffer{})
 	assert.ErrorContains(t, err, "no reply")
+}
+
+func TestRunPrintsSummaryForOneRequestWhenAsked(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Served-By", "pod-a")
+		_, _ = io.WriteString(w, `{"body": true}`)
+	}))
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	req := Request{Method: "GET", URL: srv.URL, Count: 1, Concurrency: 4, Timeout: time.Second, Summary: true}
+	require.Equal(t, 0, run(context.Background(), req, &out, &errOut), errOut.String())
+	var sum Summary
+	require.NoError(t, json.Unmarshal(out.Bytes(), &sum))
+	assert.Equal(t, 1, sum.Requests)
+	assert.Equal(t, map[string]int{"200": 1}, sum.Codes)
+	assert.Equal(t, map[string]int{"pod-a": 1}, sum.ServedBy)
 }
