@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 )
@@ -267,20 +268,9 @@ func (r runner) waitPodsGone(ctx context.Context, ns string, sel *metav1.LabelSe
 }
 
 func (r runner) poll(ctx context.Context, fn func(context.Context) (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	for {
-		done, err := fn(ctx)
-		if err != nil || done {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("timed out after %v", r.cfg.Timeout)
-			}
-			return ctx.Err()
-		case <-time.After(r.cfg.Poll):
-		}
+	err := wait.PollUntilContextTimeout(ctx, r.cfg.Poll, r.cfg.Timeout, true, fn)
+	if wait.Interrupted(err) && ctx.Err() == nil {
+		return fmt.Errorf("timed out after %v", r.cfg.Timeout)
 	}
+	return err
 }

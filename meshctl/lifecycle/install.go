@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
@@ -135,23 +135,12 @@ func (in *Installer) step(what string, fn func() error) error {
 	return nil
 }
 
-func (in *Installer) poll(ctx context.Context, fn func(ctx context.Context) (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, in.cfg.Timeout)
-	defer cancel()
-	for {
-		done, err := fn(ctx)
-		if err != nil || done {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("timed out after %v", in.cfg.Timeout)
-			}
-			return ctx.Err()
-		case <-time.After(in.cfg.Poll):
-		}
+func (in *Installer) poll(ctx context.Context, fn func(context.Context) (bool, error)) error {
+	err := wait.PollUntilContextTimeout(ctx, in.cfg.Poll, in.cfg.Timeout, true, fn)
+	if wait.Interrupted(err) && ctx.Err() == nil {
+		return fmt.Errorf("timed out after %v", in.cfg.Timeout)
 	}
+	return err
 }
 
 func (in *Installer) waitEstablished(ctx context.Context, crds []*unstructured.Unstructured) error {
