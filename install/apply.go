@@ -49,6 +49,12 @@ type Applier struct {
 	manager string
 }
 
+// FieldManager is the server-side-apply field manager of every Weft
+// installer (meshctl, the local cluster's bring-up, the e2e). One manager
+// owns the fields, so a later apply that drops a field (a component or an
+// endpoint turned off) removes it instead of leaving it to another owner.
+const FieldManager = "meshctl"
+
 // NewApplier builds an Applier for the cluster behind cfg.
 func NewApplier(cfg *rest.Config, fieldManager string) (*Applier, error) {
 	client, err := dynamic.NewForConfig(cfg)

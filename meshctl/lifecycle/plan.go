@@ -19,11 +19,12 @@ import (
 )
 
 // FieldManager owns the fields meshctl applies (server-side apply).
-const FieldManager = "meshctl"
+const FieldManager = install.FieldManager
 
 // installers are the field managers of Weft's own installers; shared
 // objects (the Gateway API CRDs) are removed only when nobody else
-// manages them.
+// manages them. "weft-local-cluster" is what the local cluster applied
+// with before it used FieldManager too.
 var installers = []string{FieldManager, "weft-local-cluster"}
 
 // Namespace is the control plane's namespace (DESIGN.md).

@@ -114,7 +114,7 @@ func installAddons(ctx context.Context, c Config, p *progress) error {
 			if err != nil {
 				return err
 			}
-			applier, err := install.NewApplier(cfg, "weft-local-cluster")
+			applier, err := install.NewApplier(cfg, install.FieldManager)
 			if err != nil {
 				return err
 			}

@@ -41,7 +41,7 @@ func InstallMesh(ctx context.Context, c Config, out io.Writer) error {
 			if err != nil {
 				return err
 			}
-			applier, err := install.NewApplier(cfg, "weft-local-cluster")
+			applier, err := install.NewApplier(cfg, install.FieldManager)
 			if err != nil {
 				return err
 			}
