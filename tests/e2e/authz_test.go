@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // authzPolicy is an AuthorizationPolicy of the namespace.
@@ -36,12 +37,37 @@ func codeCounts(t *testing.T, curl corev1.Pod, n int, url string) map[string]int
 // expectCodes waits until n requests to url all answer with code.
 func expectCodes(t *testing.T, curl corev1.Pod, url, code string) {
 	t.Helper()
+	start, dumped := time.Now(), false
 	waitFor(t, url+" answers "+code, 90*time.Second, func() error {
-		if c := codeCounts(t, curl, 10, url); c[code] != 10 {
-			return fmt.Errorf("codes %v", c)
+		c := codeCounts(t, curl, 10, url)
+		if c[code] == 10 {
+			return nil
 		}
-		return nil
+		if !dumped && time.Since(start) > 15*time.Second {
+			// Config normally lands in about a second; say where it is stuck.
+			dumped = true
+			logConfigState(t, curl.Namespace)
+		}
+		return fmt.Errorf("codes %v", c)
 	})
+}
+
+// logConfigState logs the xDS state of a namespace's proxies and the tail of
+// pilot's log, for a wait on config that takes far longer than usual.
+func logConfigState(t *testing.T, ns string) {
+	t.Helper()
+	meshctl(t, 30*time.Second, "proxy-status", "-n", ns)
+	ctx := context.Background()
+	pods, err := cluster.Client.CoreV1().Pods("weft-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=weft-pilot"})
+	if err != nil {
+		t.Logf("list pilots: %v", err)
+		return
+	}
+	tail := int64(40)
+	for _, p := range pods.Items {
+		logs, err := cluster.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: "pilot", TailLines: &tail}).DoRaw(ctx)
+		t.Logf("pilot %s, last %d log lines (err %v):\n%s", p.Name, tail, err, logs)
+	}
 }
 
 // hasError reports whether a productpage answer says a call failed.
