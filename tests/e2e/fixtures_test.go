@@ -98,7 +98,7 @@ func createAll(t testing.TB, ns string, objs ...any) {
 	}
 }
 
-// summary is the curl sample's -n output.
+// summary is the curl sample's -summary output.
 type summary struct {
 	Requests int            `json:"requests"`
 	Codes    map[string]int `json:"codes"`
@@ -106,21 +106,36 @@ type summary struct {
 	Errors   []string       `json:"errors"`
 }
 
-// load sends n requests from pod's curl container and returns the summary.
-func load(ctx context.Context, pod corev1.Pod, container string, n int, url string, extra ...string) (summary, error) {
-	args := append([]string{"curl", "-summary", "-n", fmt.Sprint(n), "-c", "4", "-timeout", "3s"}, extra...)
+// stats is summary with latency.
+type stats struct {
+	summary
+	P50ms float64 `json:"p50ms"`
+	P99ms float64 `json:"p99ms"`
+}
+
+// curlLoad runs `curl -summary -n n -c c -timeout timeout` in pod's
+// container with extra flags (-H ...) and decodes its summary, which must
+// count all n requests.
+func curlLoad(ctx context.Context, pod corev1.Pod, container string, n, c int, timeout, url string, extra ...string) (stats, error) {
+	args := append([]string{"curl", "-summary", "-n", fmt.Sprint(n), "-c", fmt.Sprint(c), "-timeout", timeout}, extra...)
 	out, _, err := cluster.Exec(ctx, pod.Namespace, pod.Name, container, append(args, url)...)
 	if err != nil {
-		return summary{}, err
+		return stats{}, err
 	}
-	var s summary
+	var s stats
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		return summary{}, fmt.Errorf("decode summary %q: %w", out, err)
+		return stats{}, fmt.Errorf("decode summary %q: %w", out, err)
 	}
 	if s.Requests != n {
-		return summary{}, fmt.Errorf("summary of %d requests, want %d: %q", s.Requests, n, out)
+		return stats{}, fmt.Errorf("summary of %d requests, want %d: %q", s.Requests, n, out)
 	}
 	return s, nil
+}
+
+// load sends n requests from pod's curl container and returns the summary.
+func load(ctx context.Context, pod corev1.Pod, container string, n int, url string, extra ...string) (summary, error) {
+	s, err := curlLoad(ctx, pod, container, n, 4, "3s", url, extra...)
+	return s.summary, err
 }
 
 // eventually retries fn until it succeeds or timeout passes, returning the

@@ -41,28 +41,9 @@ func bookinfoApps(t *testing.T, prefix string, extra ...[]byte) (string, corev1.
 	return ns, curl[0]
 }
 
-// stats is the curl sample's -n summary, with latency.
-type stats struct {
-	summary
-	P50ms float64 `json:"p50ms"`
-	P99ms float64 `json:"p99ms"`
-}
-
 // send runs `curl -n n -c c` in the curl pod with extra flags (-H ...).
 func send(ctx context.Context, pod corev1.Pod, n, c int, url string, extra ...string) (stats, error) {
-	args := append([]string{"curl", "-summary", "-n", fmt.Sprint(n), "-c", fmt.Sprint(c), "-timeout", "10s"}, extra...)
-	out, _, err := cluster.Exec(ctx, pod.Namespace, pod.Name, "curl", append(args, url)...)
-	if err != nil {
-		return stats{}, err
-	}
-	var s stats
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		return stats{}, fmt.Errorf("decode summary %q: %w", out, err)
-	}
-	if s.Requests != n {
-		return stats{}, fmt.Errorf("summary of %d requests, want %d: %q", s.Requests, n, out)
-	}
-	return s, nil
+	return curlLoad(ctx, pod, "curl", n, c, "10s", url, extra...)
 }
 
 // fetch runs one request in the curl pod and returns the body.
