@@ -196,12 +196,16 @@ bench-podstart: deps images
 	go test -tags e2e -run '^$$' -bench PodStartup -benchtime 20x ./tests/e2e/ -args -kubeconfig $(KUBECONFIG)
 
 ## bench-dataplane: fortio → httpbin at 1000 qps, 16 connections, 1 KB, 60 s,
-## without and with sidecars + mTLS (WEFT_BENCH_DURATION overrides 60s).
+## without sidecars, and with sidecars + mTLS with the data plane's telemetry
+## off (a Telemetry resource disables request metrics and tracing), with
+## request metrics only, and on (metrics + 1% tracing to the chart's
+## collector), interleaved over rounds in one cluster; prints a table of
+## medians (WEFT_BENCH_DURATION overrides 60s, WEFT_BENCH_ROUNDS 3).
 bench-dataplane: deps images
 	trap '$(CLUSTER) down' EXIT; \
 	$(CLUSTER) up; \
 	$(MESHCTL) --kubeconfig $(KUBECONFIG) install -f $(VALUES); \
-	go test -tags e2e -run '^$$' -bench DataPlane -benchtime 1x -timeout 20m ./tests/e2e/ -args -kubeconfig $(KUBECONFIG)
+	go test -tags e2e -run '^$$' -bench DataPlane -benchtime 1x -timeout 60m ./tests/e2e/ -args -kubeconfig $(KUBECONFIG)
 
 ## bench-cni: weft-bridge vs the reference bridge+host-local plugins.
 bench-cni: build packages
@@ -218,14 +222,17 @@ bench-proxy: deps images
 	go run ./proxy/bench -kubeconfig $(KUBECONFIG) -kube-proxy $(BIN)/kube-proxy -sizes $${SIZES:-1000,5000,10000}
 
 ## bench-controlplane: pilot's xDS server with N simulated proxies × M
-## Services (100/1000 each), change → all ACKed, with telemetry off and on,
-## over delta ADS as the sidecars use it (loadgen without -delta: SotW).
+## Services, change → all ACKed, over delta ADS as the sidecars use it
+## (loadgen without -delta: SotW). Telemetry off and on are interleaved,
+## REPEAT runs each per size (pairs in alternating order, every run a fresh
+## process); prints every run, then per size the medians (min–max) of p50,
+## p99 and pilot CPU s/change and the on/off ratios. Sizes are
+## <proxies>x<services>; 1000x1000 takes ~4 min a run.
+REPEAT ?= 3
+BENCH_SIZES ?= 100x100,1000x100,100x1000,1000x1000
 bench-controlplane:
-	@go build -o $(BUILD)/loadgen ./pilot/xds/loadgen; first=1; \
-	for n in 100 1000; do for m in 100 1000; do for tel in false true; do \
-		out=$$($(BUILD)/loadgen -delta -proxies $$n -services $$m -changes 40 -telemetry=$$tel -timeout 20m); \
-		if [ $$first = 1 ]; then echo "$$out"; first=0; else echo "$$out" | tail -1; fi; \
-	done; done; done
+	@go build -o $(BUILD)/loadgen ./pilot/xds/loadgen
+	$(BUILD)/loadgen -delta -sizes $(BENCH_SIZES) -changes 40 -repeat $(REPEAT) -timeout 20m
 
 ## bench-ca: CSR signing (in-process and over the gRPC CA service, sequential
 ## and 64 concurrent clients) and weft-agent start → SDS secret ready.

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/weftmesh/weft/install"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -134,4 +135,37 @@ func TestWebhookSelectorsAgreeWithDecide(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 2*4*3*4*3, checked)
+}
+
+// injectorArgs renders the chart with v and returns weft-injector's args.
+func injectorArgs(t *testing.T, v install.Values) []string {
+	t.Helper()
+	out, err := install.Render(v)
+	require.NoError(t, err)
+	objs, err := install.Decode(out)
+	require.NoError(t, err)
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" && o.GetName() == "weft-injector" {
+			var d appsv1.Deployment
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d))
+			return d.Spec.Template.Spec.Containers[0].Args
+		}
+	}
+	t.Fatal("no weft-injector Deployment")
+	return nil
+}
+
+// TestManifestSidecarOTLPEndpoint: the chart tells the injector the
+// collector its components use, so injected agents export there too, and
+// nothing when there is none.
+func TestManifestSidecarOTLPEndpoint(t *testing.T) {
+	const flag = "--sidecar-otlp-endpoint="
+	for _, arg := range injectorArgs(t, install.Defaults()) {
+		assert.NotContains(t, arg, flag, "no collector, no endpoint for the sidecars")
+	}
+	v := install.Defaults()
+	v.Telemetry.Collector.Enabled = true
+	assert.Contains(t, injectorArgs(t, v), flag+"http://weft-otel-collector.weft-system.svc.cluster.local:4317")
+	v.Telemetry.OTLPEndpoint = "http://otel.observability:4317"
+	assert.Contains(t, injectorArgs(t, v), flag+v.Telemetry.OTLPEndpoint, "telemetry.otlpEndpoint wins")
 }

@@ -26,6 +26,18 @@ func testConfig() Config {
 	return cfg
 }
 
+// testOTLPEndpoint is the collector of the otlp* cases.
+const testOTLPEndpoint = "http://weft-otel-collector.weft-system.svc.cluster.local:4317"
+
+// caseConfig is testConfig, with a collector for cases named otlp*.
+func caseConfig(name string) Config {
+	cfg := testConfig()
+	if strings.HasPrefix(name, "otlp") {
+		cfg.OTLPEndpoint = testOTLPEndpoint
+	}
+	return cfg
+}
+
 // readCase reads testdata/in/<name>.yaml: a Namespace and a Pod.
 func readCase(t *testing.T, path string) (*corev1.Namespace, *corev1.Pod) {
 	t.Helper()
@@ -75,7 +87,8 @@ func TestMutateGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ns, pod := readCase(t, in)
 			orig := pod.DeepCopy()
-			res, err := Mutate(pod, ns, testConfig())
+			cfg := caseConfig(name)
+			res, err := Mutate(pod, ns, cfg)
 			got := renderResult(t, res, err)
 			assert.Empty(t, cmp.Diff(orig, pod), "Mutate modified its input")
 
@@ -88,7 +101,7 @@ func TestMutateGolden(t *testing.T) {
 			assert.Empty(t, cmp.Diff(string(want), string(got)), "golden %s differs; rerun with -update if intended", golden)
 
 			if res.Status != nil {
-				assertInjectedOnce(t, ns, res)
+				assertInjectedOnce(t, ns, res, cfg)
 			}
 		})
 	}
@@ -97,9 +110,9 @@ func TestMutateGolden(t *testing.T) {
 // assertInjectedOnce proves idempotency (reinvocationPolicy: IfNeeded calls
 // the injector again with its own output) and that the annotation parses
 // back to what Mutate reported.
-func assertInjectedOnce(t *testing.T, ns *corev1.Namespace, res Result) {
+func assertInjectedOnce(t *testing.T, ns *corev1.Namespace, res Result, cfg Config) {
 	t.Helper()
-	again, err := Mutate(res.Pod, ns, testConfig())
+	again, err := Mutate(res.Pod, ns, cfg)
 	require.NoError(t, err)
 	assert.Equal(t, ReasonAlreadyInjected, again.Decision.Reason)
 	assert.Empty(t, cmp.Diff(res.Pod, again.Pod), "second Mutate changed the pod")

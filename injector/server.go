@@ -97,11 +97,14 @@ func Run(ctx context.Context, cfg ServerConfig) error {
 	if err != nil {
 		return err
 	}
-	handler, err := NewHandler(HandlerConfig{Injection: cfg.Injection, Namespaces: mgr.GetClient(), Fallback: mgr.GetAPIReader(), Metrics: metrics})
+	handler, err := NewHandler(HandlerConfig{
+		Injection: cfg.Injection, Namespaces: mgr.GetClient(), Fallback: mgr.GetAPIReader(),
+		Metrics: metrics, TracerProvider: tel.TracerProvider,
+	})
 	if err != nil {
 		return err
 	}
-	mgr.GetWebhookServer().Register(InjectPath, &admission.Webhook{Handler: handler})
+	mgr.GetWebhookServer().Register(InjectPath, &admission.Webhook{Handler: handler, WithContextFunc: TraceContext})
 	trigger, err := watchWebhookConfig(ctx, mgr)
 	if err != nil {
 		return err
@@ -114,7 +117,8 @@ func Run(ctx context.Context, cfg ServerConfig) error {
 			return fmt.Errorf("add %s: %w", name, err)
 		}
 	}
-	log.Info("starting weft-injector", "port", cfg.Port, "revision", cfg.Injection.Revision, "image", cfg.Injection.Image)
+	log.Info("starting weft-injector", "port", cfg.Port, "revision", cfg.Injection.Revision, "image", cfg.Injection.Image,
+		"otlpTraces", tel.OTLPTraces, "otlpMetrics", tel.OTLPMetrics, "sidecarOTLPEndpoint", cfg.Injection.OTLPEndpoint)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

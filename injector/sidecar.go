@@ -1,7 +1,10 @@
 package injector
 
 import (
+	"strconv"
+
 	"github.com/weftmesh/weft/api/annotation"
+	"github.com/weftmesh/weft/pilot/telemetry"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -26,6 +29,14 @@ const (
 	WorkloadSocket = WorkloadSocketDir + "/socket"
 )
 
+// The agent's downward-API variables that podResourceAttributes refers to
+// (agent.EnvPodName, ...; the injector does not import the agent).
+const (
+	agentEnvPodName      = "POD_NAME"
+	agentEnvPodNamespace = "POD_NAMESPACE"
+	agentEnvNodeName     = "NODE_NAME"
+)
+
 // tokenExpirationSeconds is the projected token's lifetime; the kubelet
 // refreshes it at 80%.
 const tokenExpirationSeconds = 3600
@@ -40,15 +51,16 @@ const healthPath = "/healthz/ready"
 // keep a finished pod alive.
 func sidecarContainer(cfg Config, res corev1.ResourceRequirements, probers annotation.AppProbers) corev1.Container {
 	env := []corev1.EnvVar{
-		fieldEnv("POD_NAME", "metadata.name"),
-		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+		fieldEnv(agentEnvPodName, "metadata.name"),
+		fieldEnv(agentEnvPodNamespace, "metadata.namespace"),
 		fieldEnv("POD_IP", "status.podIP"),
-		fieldEnv("NODE_NAME", "spec.nodeName"),
+		fieldEnv(agentEnvNodeName, "spec.nodeName"),
 		fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
 	}
 	if len(probers) > 0 {
 		env = append(env, corev1.EnvVar{Name: annotation.AppProbersEnv, Value: probers.String()})
 	}
+	env = append(env, telemetryEnv(cfg)...)
 	health := corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 		Path: healthPath, Port: intstr.FromInt32(annotation.HealthPort), Scheme: corev1.URISchemeHTTP,
 	}}
@@ -95,6 +107,40 @@ func sidecarContainer(cfg Config, res corev1.ResourceRequirements, probers annot
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		},
 	}
+}
+
+// OpenTelemetry SDK variables
+// (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/)
+// the injector sets on the sidecar; weft-agent reads them through
+// telemetry.Setup.
+const (
+	EnvOTLPEndpoint         = telemetry.EnvOTLPEndpoint
+	EnvResourceAttributes   = "OTEL_RESOURCE_ATTRIBUTES"
+	EnvMetricExportInterval = "OTEL_METRIC_EXPORT_INTERVAL"
+)
+
+// podResourceAttributes names the pod on the agent's metrics and spans.
+// The kubelet expands $(VAR) from the variables defined before it (the
+// downward-API ones above), so the injector needs no pod name, which
+// controllers' pods do not have yet at admission.
+const podResourceAttributes = "k8s.pod.name=$(" + agentEnvPodName + "),k8s.namespace.name=$(" +
+	agentEnvPodNamespace + "),k8s.node.name=$(" + agentEnvNodeName + ")"
+
+// telemetryEnv points the agent at the collector; nothing without one.
+// Only the sidecar gets these: an app container's own OTEL_* variables
+// (its own collector, its own resource) are never touched.
+func telemetryEnv(cfg Config) []corev1.EnvVar {
+	if cfg.OTLPEndpoint == "" {
+		return nil
+	}
+	env := []corev1.EnvVar{
+		{Name: EnvOTLPEndpoint, Value: cfg.OTLPEndpoint},
+		{Name: EnvResourceAttributes, Value: podResourceAttributes},
+	}
+	if cfg.MetricExportInterval > 0 {
+		env = append(env, corev1.EnvVar{Name: EnvMetricExportInterval, Value: strconv.FormatInt(cfg.MetricExportInterval.Milliseconds(), 10)})
+	}
+	return env
 }
 
 func fieldEnv(name, path string) corev1.EnvVar {

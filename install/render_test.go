@@ -267,7 +267,7 @@ func TestDecodeRejectsObjectsWithoutKind(t *testing.T) {
 func TestRenderShipsTheMeshCRDsWithTheMesh(t *testing.T) {
 	names := kinds(t, Defaults())
 	for _, crd := range []string{
-		"meshtlses.mesh.weft.dev", "trafficpolicies.mesh.weft.dev", "authorizationpolicies.mesh.weft.dev",
+		"meshtlses.mesh.weft.dev", "trafficpolicies.mesh.weft.dev", "authorizationpolicies.mesh.weft.dev", "telemetries.mesh.weft.dev",
 		"httproutes.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io", "referencegrants.gateway.networking.k8s.io",
 	} {
 		assert.Contains(t, names, "CustomResourceDefinition /"+crd)

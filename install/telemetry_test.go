@@ -151,6 +151,20 @@ func TestRenderAccessLog(t *testing.T) {
 	assert.Contains(t, pilotArgs(v), "--access-log")
 }
 
+func TestRenderRequestMetrics(t *testing.T) {
+	pilotArgs := func(v Values) []string {
+		return podSpec(t, render(t, v), "Deployment", "weft-system", "weft-pilot").Containers[0].Args
+	}
+	v := Defaults()
+	assert.Contains(t, pilotArgs(v), "--request-metrics=true", "on by default")
+	v.Telemetry.RequestMetrics.Enabled = false
+	assert.Contains(t, pilotArgs(v), "--request-metrics=false")
+	read, err := ReadValues([]byte("telemetry:\n  requestMetrics: {enabled: false}\n"))
+	require.NoError(t, err)
+	assert.Contains(t, pilotArgs(read), "--request-metrics=false")
+	assert.True(t, Defaults().Telemetry.RequestMetrics.Enabled)
+}
+
 func TestTelemetryValuesAreValidated(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -64,7 +64,8 @@ type Values struct {
 type TelemetryValues struct {
 	// OTLPEndpoint is an OTLP/gRPC collector URL (http://host:4317), set
 	// as OTEL_EXPORTER_OTLP_ENDPOINT on pilot, the injector, weft-cni-node
-	// and weft-proxy (pilot/telemetry pushes metrics and traces there).
+	// and weft-proxy (pilot/telemetry pushes metrics and traces there), and
+	// by the injector on the weft-agent of every sidecar it injects.
 	// Empty: nothing is pushed, unless Collector is enabled.
 	OTLPEndpoint string `json:"otlpEndpoint"`
 	// Collector deploys an OpenTelemetry Collector (weft-otel-collector)
@@ -73,6 +74,9 @@ type TelemetryValues struct {
 	Collector CollectorValues `json:"collector"`
 	Tracing   TracingValues   `json:"tracing"`
 	AccessLog AccessLogValues `json:"accessLog"`
+	// RequestMetrics is the mesh's default for the sidecars' request
+	// metrics (pilot's --request-metrics).
+	RequestMetrics RequestMetricsValues `json:"requestMetrics"`
 }
 
 // CollectorValues configure weft-otel-collector (docs/observability.md):
@@ -107,6 +111,14 @@ type AccessLogValues struct {
 	Enabled bool `json:"enabled"`
 	// Namespaces limits the access log to these namespaces (empty: all).
 	Namespaces []string `json:"namespaces"`
+}
+
+// RequestMetricsValues switch the request metrics (envoy_weft_requests_total
+// and the rest, recorded by the server's sidecar) on or off by default;
+// Telemetry resources (spec.metrics) override it per namespace, and
+// mesh-wide in weft-system. Envoy's own stats are always on.
+type RequestMetricsValues struct {
+	Enabled bool `json:"enabled"`
 }
 
 // PilotValues configure weft-pilot (CA and xDS).
@@ -186,8 +198,9 @@ func Defaults() Values {
 				TraceStore: TraceStoreValues{MaxTraces: 1000, MaxSpansPerTrace: 1000,
 					Resources: Resources{Requests: ResourceList{CPU: "10m", Memory: "32Mi"}, Limits: ResourceList{Memory: "256Mi"}}},
 			},
-			Tracing:   TracingValues{Sampling: 1},
-			AccessLog: AccessLogValues{Namespaces: []string{}},
+			Tracing:        TracingValues{Sampling: 1},
+			AccessLog:      AccessLogValues{Namespaces: []string{}},
+			RequestMetrics: RequestMetricsValues{Enabled: true},
 		},
 	}
 }

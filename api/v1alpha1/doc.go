@@ -12,6 +12,8 @@
 // load balancing, circuit breaking, outlier detection, retries and fault
 // injection for a Service. AuthorizationPolicy says who may call a workload
 // (ALLOW, DENY, and AUDIT for dry runs), after Istio's AuthorizationPolicy.
+// Telemetry turns the sidecars' tracing and access logs on or off per
+// namespace (mesh-wide in the root namespace), after Istio's Telemetry.
 //
 // +kubebuilder:object:generate=true
 // +groupName=mesh.weft.dev

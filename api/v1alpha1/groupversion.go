@@ -10,8 +10,9 @@ import (
 // that RBAC rules and the installer agree with the types.
 const GroupName = "mesh.weft.dev"
 
-// RootNamespace is the namespace whose selector-less MeshTLS applies to the
-// whole mesh, like Istio's root namespace (meshConfig.rootNamespace).
+// RootNamespace is the namespace whose selector-less MeshTLS (and whose
+// Telemetry) applies to the whole mesh, like Istio's root namespace
+// (meshConfig.rootNamespace).
 const RootNamespace = "weft-system"
 
 var (
@@ -30,6 +31,9 @@ var (
 	// AuthorizationPolicy.
 	AuthorizationPolicyResource = GroupVersion.WithResource("authorizationpolicies")
 
+	// TelemetryResource is the plural resource of Telemetry.
+	TelemetryResource = GroupVersion.WithResource("telemetries")
+
 	// SchemeBuilder registers the types of this package with a runtime.Scheme.
 	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
 
@@ -41,7 +45,8 @@ var (
 func init() {
 	SchemeBuilder.Register(&MeshTLS{}, &MeshTLSList{},
 		&TrafficPolicy{}, &TrafficPolicyList{},
-		&AuthorizationPolicy{}, &AuthorizationPolicyList{})
+		&AuthorizationPolicy{}, &AuthorizationPolicyList{},
+		&Telemetry{}, &TelemetryList{})
 }
 
 // Ensure the types satisfy runtime.Object at compile time.
@@ -52,4 +57,6 @@ var (
 	_ runtime.Object = &TrafficPolicyList{}
 	_ runtime.Object = &AuthorizationPolicy{}
 	_ runtime.Object = &AuthorizationPolicyList{}
+	_ runtime.Object = &Telemetry{}
+	_ runtime.Object = &TelemetryList{}
 )

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -14,8 +15,8 @@ import (
 	"github.com/weftmesh/weft/api/v1alpha1"
 )
 
-// TestPolicyCRDValidation installs the TrafficPolicy and AuthorizationPolicy
-// CRDs into a real API server and checks that schema and CEL rules refuse
+// TestPolicyCRDValidation installs the TrafficPolicy, AuthorizationPolicy
+// and Telemetry CRDs into a real API server and checks that schema and CEL rules refuse
 // policies pilot could not apply.
 func TestPolicyCRDValidation(t *testing.T) {
 	dir, ok := binDir()
@@ -107,11 +108,75 @@ func TestPolicyCRDValidation(t *testing.T) {
 			check(t, &v1alpha1.AuthorizationPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: tc.name}, Spec: tc.spec}, tc.wantErr)
 		})
 	}
+	for _, tc := range []struct {
+		name    string
+		spec    v1alpha1.TelemetrySpec
+		wantErr string
+	}{
+		{name: "inherit", spec: v1alpha1.TelemetrySpec{}},
+		{name: "tracing-off", spec: v1alpha1.TelemetrySpec{Tracing: &v1alpha1.TracingSpec{Disabled: ptr.To(true)}}},
+		{name: "sampling-half", spec: v1alpha1.TelemetrySpec{Tracing: &v1alpha1.TracingSpec{RandomSamplingPercentage: ptr.To(0.5)}}},
+		{name: "sampling-bounds", spec: v1alpha1.TelemetrySpec{Tracing: &v1alpha1.TracingSpec{Disabled: ptr.To(false), RandomSamplingPercentage: ptr.To(100.0)},
+			AccessLogging: &v1alpha1.AccessLoggingSpec{Disabled: ptr.To(false)}}},
+		{name: "sampling-zero", spec: v1alpha1.TelemetrySpec{Tracing: &v1alpha1.TracingSpec{RandomSamplingPercentage: ptr.To(0.0)}}},
+		{name: "sampling-above-100", spec: v1alpha1.TelemetrySpec{Tracing: &v1alpha1.TracingSpec{RandomSamplingPercentage: ptr.To(100.5)}},
+			wantErr: "should be less than or equal to 100"},
+		{name: "sampling-negative", spec: v1alpha1.TelemetrySpec{Tracing: &v1alpha1.TracingSpec{RandomSamplingPercentage: ptr.To(-1.0)}},
+			wantErr: "should be greater than or equal to 0"},
+		{name: "empty-tracing", spec: v1alpha1.TelemetrySpec{Tracing: &v1alpha1.TracingSpec{}}, wantErr: "tracing needs disabled or randomSamplingPercentage"},
+		{name: "empty-access-logging", spec: v1alpha1.TelemetrySpec{AccessLogging: &v1alpha1.AccessLoggingSpec{}}, wantErr: "spec.accessLogging.disabled: Required value"},
+		{name: "metrics-off", spec: v1alpha1.TelemetrySpec{Metrics: &v1alpha1.MetricsSpec{Disabled: ptr.To(true)}}},
+		{name: "metrics-on", spec: v1alpha1.TelemetrySpec{Metrics: &v1alpha1.MetricsSpec{Disabled: ptr.To(false)},
+			Tracing: &v1alpha1.TracingSpec{Disabled: ptr.To(true)}}},
+		{name: "empty-metrics", spec: v1alpha1.TelemetrySpec{Metrics: &v1alpha1.MetricsSpec{}}, wantErr: "spec.metrics.disabled: Required value"},
+	} {
+		t.Run("telemetry/"+tc.name, func(t *testing.T) {
+			check(t, &v1alpha1.Telemetry{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: tc.name}, Spec: tc.spec}, tc.wantErr)
+		})
+	}
+	// Sampling written as a YAML/JSON integer (randomSamplingPercentage: 1)
+	// is a number too, and reads back as float64.
+	tel := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(), "kind": "Telemetry",
+		"metadata": map[string]any{"namespace": "default", "name": "integer-sampling"},
+		"spec":     map[string]any{"tracing": map[string]any{"randomSamplingPercentage": int64(1)}},
+	}}
+	check(t, tel, "")
+	var gotTel v1alpha1.Telemetry
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "integer-sampling"}, &gotTel); err != nil {
+		t.Fatal(err)
+	}
+	if p := gotTel.Spec.Tracing.RandomSamplingPercentage; p == nil || *p != 1 {
+		t.Errorf("integer sampling reads back as %v, want 1", p)
+	}
 	var got v1alpha1.AuthorizationPolicy
 	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "deny-all"}, &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Spec.Action != v1alpha1.ActionAllow {
 		t.Errorf("action defaults to %q, want ALLOW", got.Spec.Action)
+	}
+}
+
+func TestTelemetryDeepCopyAndScheme(t *testing.T) {
+	tel := &v1alpha1.Telemetry{Spec: v1alpha1.TelemetrySpec{
+		Tracing:       &v1alpha1.TracingSpec{Disabled: ptr.To(true), RandomSamplingPercentage: ptr.To(2.5)},
+		AccessLogging: &v1alpha1.AccessLoggingSpec{Disabled: ptr.To(false)},
+		Metrics:       &v1alpha1.MetricsSpec{Disabled: ptr.To(false)},
+	}}
+	c := tel.DeepCopy()
+	*c.Spec.Tracing.Disabled, *c.Spec.Tracing.RandomSamplingPercentage, *c.Spec.AccessLogging.Disabled = false, 50, true
+	*c.Spec.Metrics.Disabled = true
+	if !*tel.Spec.Tracing.Disabled || *tel.Spec.Tracing.RandomSamplingPercentage != 2.5 || *tel.Spec.AccessLogging.Disabled || *tel.Spec.Metrics.Disabled {
+		t.Fatal("DeepCopy shares memory")
+	}
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"Telemetry", "TelemetryList"} {
+		if !s.Recognizes(v1alpha1.GroupVersion.WithKind(kind)) {
+			t.Errorf("%s not registered", kind)
+		}
 	}
 }

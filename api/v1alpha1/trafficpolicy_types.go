@@ -82,7 +82,7 @@ type TrafficPolicySpec struct {
 // API's LocalPolicyTargetReference does
 // (https://gateway-api.sigs.k8s.io/reference/spec/#localpolicytargetreference).
 //
-// +kubebuilder:validation:XValidation:rule="self.group == ” && self.kind == 'Service'",message="only Services (group \"\", kind Service) can be targeted"
+// +kubebuilder:validation:XValidation:rule="self.group == \"\" && self.kind == 'Service'",message="only Services (group \"\", kind Service) can be targeted"
 type PolicyTargetReference struct {
 	// Group is the target's API group: "" (core).
 	// +kubebuilder:validation:MaxLength=253

@@ -69,6 +69,7 @@ type Snapshot struct {
 	Pods       []corev1.Pod
 	Services   []corev1.Service
 	MeshTLS    []v1alpha1.MeshTLS
+	Telemetry  []v1alpha1.Telemetry
 	Authz      []explain.AuthzPolicy
 	Routes     []Route
 	// RootNamespace holds mesh-wide policies (weft-system).

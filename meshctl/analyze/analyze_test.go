@@ -203,6 +203,28 @@ func TestMeshWideStrictCountsEveryNamespace(t *testing.T) {
 	assert.True(t, strings.HasPrefix(f.Message, "STRICT mTLS in the mesh, but 1 pod(s) without a sidecar (cron-1)"), f.Message)
 }
 
+// A Telemetry that loses to an older one in its namespace is reported
+// like any policy pilot does not apply.
+func TestTelemetryNotAccepted(t *testing.T) {
+	rejected := custom("mesh.weft.dev/v1alpha1", "Telemetry", "shop", "second", map[string]any{
+		"tracing": map[string]any{"randomSamplingPercentage": int64(5)}})
+	rejected.Object["status"] = map[string]any{"conditions": []any{map[string]any{
+		"type": "Accepted", "status": "False", "reason": "Conflicted",
+		"message": "Telemetry shop/default is in force: one Telemetry per namespace, the oldest wins", "lastTransitionTime": "2026-11-01T00:00:00Z",
+	}}}
+	accepted := custom("mesh.weft.dev/v1alpha1", "Telemetry", "shop", "default", map[string]any{
+		"accessLogging": map[string]any{"disabled": false}})
+	s := collect(t, append(clean(), rejected, accepted))
+	require.Len(t, s.Telemetry, 2, "collected from the dynamic client")
+	rep := Analyze(s, "")
+	require.Len(t, rep.Findings, 1)
+	f := rep.Findings[0]
+	assert.Equal(t, CodePolicyNotAccepted, f.Code)
+	assert.Equal(t, "Telemetry shop/second", f.Object)
+	assert.Contains(t, f.Message, "Conflicted")
+	assert.Contains(t, f.Fix, "kubectl get telemetries.mesh.weft.dev -A")
+}
+
 func TestMissingCRDsAreEmpty(t *testing.T) {
 	c := fakekube.New(ns("shop", true))
 	c.Dynamic.PrependReactor("list", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {

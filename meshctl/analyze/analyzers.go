@@ -280,14 +280,20 @@ func strictWithUnmeshed(s Snapshot) []Finding {
 // same scope loses to an older one.
 func policiesNotAccepted(s Snapshot) []Finding {
 	var out []Finding
-	for _, m := range s.MeshTLS {
-		for _, c := range m.Status.Conditions {
+	notAccepted := func(kind, resource, namespace, name string, conds []metav1.Condition) {
+		for _, c := range conds {
 			if c.Type == "Accepted" && c.Status == metav1.ConditionFalse {
-				out = append(out, Finding{Code: CodePolicyNotAccepted, Level: Error, Object: fmt.Sprintf("MeshTLS %s/%s", m.Namespace, m.Name),
+				out = append(out, Finding{Code: CodePolicyNotAccepted, Level: Error, Object: fmt.Sprintf("%s %s/%s", kind, namespace, name),
 					Message: fmt.Sprintf("not applied (%s): %s", c.Reason, c.Message),
-					Fix:     "remove the conflict the message names (one policy per scope), then check kubectl get meshtls -A"})
+					Fix:     fmt.Sprintf("remove the conflict the message names (one policy per scope), then check kubectl get %s -A", resource)})
 			}
 		}
+	}
+	for _, m := range s.MeshTLS {
+		notAccepted("MeshTLS", "meshtls", m.Namespace, m.Name, m.Status.Conditions)
+	}
+	for _, t := range s.Telemetry {
+		notAccepted("Telemetry", "telemetries.mesh.weft.dev", t.Namespace, t.Name, t.Status.Conditions)
 	}
 	return out
 }

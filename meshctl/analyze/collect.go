@@ -50,6 +50,15 @@ func Collect(ctx context.Context, c *kube.Client) (Snapshot, error) {
 			s.MeshTLS = append(s.MeshTLS, m)
 		}
 	}
+	if items, err = list(ctx, c, v1alpha1.TelemetryResource); err != nil {
+		return s, err
+	}
+	for _, it := range items {
+		var tel v1alpha1.Telemetry
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(it.Object, &tel); err == nil {
+			s.Telemetry = append(s.Telemetry, tel)
+		}
+	}
 	if items, err = list(ctx, c, explain.AuthorizationPolicyResource); err != nil {
 		return s, err
 	}

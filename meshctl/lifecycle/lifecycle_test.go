@@ -42,7 +42,7 @@ func TestPlanSplitsCRDsAndWorkloads(t *testing.T) {
 		crds = append(crds, c.GetName())
 	}
 	assert.ElementsMatch(t, []string{
-		"authorizationpolicies.mesh.weft.dev", "meshtlses.mesh.weft.dev", "trafficpolicies.mesh.weft.dev",
+		"authorizationpolicies.mesh.weft.dev", "meshtlses.mesh.weft.dev", "trafficpolicies.mesh.weft.dev", "telemetries.mesh.weft.dev",
 		"grpcroutes.gateway.networking.k8s.io", "httproutes.gateway.networking.k8s.io", "referencegrants.gateway.networking.k8s.io",
 	}, crds)
 	for _, o := range p.Objects {
@@ -62,7 +62,7 @@ func TestPlanSplitsCRDsAndWorkloads(t *testing.T) {
 	assert.Equal(t, "CustomResourceDefinition", all[0].GetKind(), "CRDs are applied first")
 
 	mesh := plan(t, components(install.Components{Mesh: true}))
-	assert.Len(t, mesh.CRDs, 6)
+	assert.Len(t, mesh.CRDs, 7)
 	assert.ElementsMatch(t, []Workload{{"Deployment", Namespace, "weft-injector"}, {"Deployment", Namespace, "weft-pilot"}}, mesh.Workloads())
 
 	noMesh := plan(t, components(install.Components{CNI: true}))
@@ -141,7 +141,7 @@ func TestInstallAppliesCRDsFirstAndWaits(t *testing.T) {
 	text := out.String()
 	// Node agents are applied and ready before the Deployments are applied.
 	var last int
-	for _, want := range []string{"✓ 6 CRDs applied and established", "objects applied: node agents and shared objects (server-side, field manager meshctl)",
+	for _, want := range []string{"✓ 7 CRDs applied and established", "objects applied: node agents and shared objects (server-side, field manager meshctl)",
 		"✓ DaemonSet weft-cni-node", "objects applied: control plane", "✓ Deployment weft-pilot", "✓ injection webhook has its CA bundle"} {
 		i := strings.Index(text, want)
 		require.GreaterOrEqual(t, i, 0, "missing %q in:\n%s", want, text)
@@ -220,7 +220,7 @@ func TestUninstallRemovesEverythingWeftCreated(t *testing.T) {
 	assert.Greater(t, ns, slices.Index(a.Deleted, "ServiceAccount weft-system/weft-pilot"), "the namespace goes after what is in it")
 	assert.ElementsMatch(t, []string{
 		"referencegrants.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io",
-		"trafficpolicies.mesh.weft.dev", "meshtlses.mesh.weft.dev", "authorizationpolicies.mesh.weft.dev",
+		"trafficpolicies.mesh.weft.dev", "meshtlses.mesh.weft.dev", "authorizationpolicies.mesh.weft.dev", "telemetries.mesh.weft.dev",
 	}, names(a.Deleted, "CustomResourceDefinition"), "the shared HTTPRoute CRD is kept")
 	assert.Equal(t, "CustomResourceDefinition", strings.Fields(a.Deleted[len(a.Deleted)-1])[0], "CRDs go last")
 	for _, kind := range []string{"ClusterRole", "ClusterRoleBinding"} {

@@ -230,7 +230,9 @@ func detail(s Span) (subject, outcome string) {
 }
 
 // change reads the EndpointSlice from the root (or, while the root is not
-// exported yet, from any span: they all carry the change's attributes).
+// exported yet, from a span that carries the change's attributes: every
+// weft-proxy.sync span, and pilot.push spans only when pilot cannot emit
+// the root).
 func change(spans []Span) *Change {
 	var from *Span
 	root := false

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -22,6 +23,7 @@ type Agent struct {
 	cfg       Config
 	store     *svidStore
 	metrics   *metrics
+	tracer    trace.Tracer
 	listening chan struct{}
 }
 
@@ -35,7 +37,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, store: store, metrics: m, listening: make(chan struct{})}, nil
+	return &Agent{cfg: cfg, store: store, metrics: m, tracer: cfg.TracerProvider.Tracer(TracerName), listening: make(chan struct{})}, nil
 }
 
 // Listening is closed once both sockets accept connections.
@@ -87,41 +89,80 @@ func (a *Agent) Run(ctx context.Context) error {
 	return runErr
 }
 
-// rotate fetches the SVID, publishes it, sleeps until renewal and repeats;
-// failures are retried with exponential backoff and jitter.
+// rotate obtains the first SVID as part of the start trace, then renews
+// it at renewAt, each renewal a trace of its own (SpanRotate, linked to the
+// start). It returns nil when ctx ends and an error only if SDS fails.
 func (a *Agent) rotate(ctx context.Context, sds *sds) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("agent")
-	attempt := 0
-	for {
-		cur, _ := a.store.get()
-		svid, err := fetchSVID(ctx, &a.cfg, bundleOf(cur))
-		a.metrics.fetched(ctx, err)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			wait := backoff(attempt, a.cfg.MinBackoff, a.cfg.MaxBackoff, a.cfg.Rand)
-			attempt++
-			log.Error(err, "fetch SVID", "attempt", attempt, "retryIn", wait.String())
-			if !sleep(ctx, wait) {
-				return nil
-			}
-			continue
-		}
-		attempt = 0
-		if err := sds.update(ctx, svid); err != nil {
-			return err
-		}
-		a.store.set(svid)
+	startCtx, endStart := startSpan(ctx, a.tracer)
+	svid, err := a.obtain(startCtx, sds)
+	endStart(stoppedIfNil(svid, err))
+	start := trace.LinkFromContext(startCtx)
+	for svid != nil {
+		// Never renew in a tight loop, even if the CA capped the lifetime to
+		// almost nothing (its own certificate about to expire).
 		next := renewAt(svid, a.cfg.RenewFraction, a.cfg.Jitter, a.cfg.Rand)
 		log.Info("SVID ready", "id", svid.ID.String(), "serial", svid.Leaf().SerialNumber.Text(16),
 			"notAfter", svid.Leaf().NotAfter, "renewAt", next, "roots", len(svid.Bundle))
-		// Never renew in a tight loop, even if the CA capped the lifetime to
-		// almost nothing (its own certificate about to expire).
 		if !sleep(ctx, max(next.Sub(a.cfg.Clock()), a.cfg.MinBackoff)) {
 			return nil
 		}
+		rctx, span := a.tracer.Start(ctx, SpanRotate, trace.WithNewRoot(), trace.WithLinks(start))
+		svid, err = a.obtain(rctx, sds)
+		endSpan(span, stoppedIfNil(svid, err))
 	}
+	return err
+}
+
+// obtain fetches an SVID, retrying failures with exponential backoff and
+// jitter, and publishes it. It returns nil, nil when ctx ends first.
+func (a *Agent) obtain(ctx context.Context, sds *sds) (*SVID, error) {
+	log := logr.FromContextOrDiscard(ctx).WithName("agent")
+	for attempt := 1; ; attempt++ {
+		svid, err := a.fetch(ctx, attempt)
+		a.metrics.fetched(ctx, err)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, nil
+			}
+			wait := backoff(attempt-1, a.cfg.MinBackoff, a.cfg.MaxBackoff, a.cfg.Rand)
+			log.Error(err, "fetch SVID", "attempt", attempt, "retryIn", wait.String())
+			if !sleep(ctx, wait) {
+				return nil, nil
+			}
+			continue
+		}
+		if err := a.publish(ctx, sds, svid); err != nil {
+			return nil, err
+		}
+		return svid, nil
+	}
+}
+
+// fetch is one CSR round trip to the CA (SpanSVIDFetch).
+func (a *Agent) fetch(ctx context.Context, attempt int) (*SVID, error) {
+	ctx, span := a.tracer.Start(ctx, SpanSVIDFetch, trace.WithAttributes(AttrAttempt.Int(attempt)))
+	cur, _ := a.store.get()
+	svid, err := fetchSVID(ctx, &a.cfg, bundleOf(cur))
+	if err == nil && span.IsRecording() {
+		span.SetAttributes(svidAttrs(svid)...)
+	}
+	endSpan(span, err)
+	return svid, err
+}
+
+// publish serves svid over SDS and the Workload API (SpanSDSUpdate).
+func (a *Agent) publish(ctx context.Context, sds *sds, svid *SVID) error {
+	ctx, span := a.tracer.Start(ctx, SpanSDSUpdate)
+	if span.IsRecording() {
+		span.SetAttributes(svidAttrs(svid)...)
+	}
+	err := sds.update(ctx, svid)
+	if err == nil {
+		a.store.set(svid)
+	}
+	endSpan(span, err)
+	return err
 }
 
 func bundleOf(s *SVID) []*x509.Certificate {

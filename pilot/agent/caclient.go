@@ -58,6 +58,7 @@ func fetchSVID(ctx context.Context, cfg *Config, known []*x509.Certificate) (*SV
 			RootCAs: roots, ServerName: cfg.CAServerName, MinVersion: tls.VersionTLS12,
 		})),
 		grpc.WithPerRPCCredentials(bearer(tok)),
+		caStatsHandler(cfg.TracerProvider),
 	}, cfg.DialOptions...)
 	conn, err := grpc.NewClient(cfg.CAAddress, opts...)
 	if err != nil {

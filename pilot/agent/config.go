@@ -28,6 +28,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -76,6 +77,10 @@ type Config struct {
 	Rand  func() float64
 	// MeterProvider defaults to the global one.
 	MeterProvider metric.MeterProvider
+	// TracerProvider creates the SVID spans (tracing.go); it defaults to
+	// the global one, which is a no-op unless telemetry.Setup installed an
+	// OTLP exporter.
+	TracerProvider trace.TracerProvider
 	// DialOptions are appended to the CA connection's options.
 	DialOptions []grpc.DialOption
 }
@@ -132,6 +137,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MeterProvider == nil {
 		c.MeterProvider = otel.GetMeterProvider()
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 	return nil
 }

@@ -73,14 +73,20 @@ type staticCA struct{ c *ca.CA }
 
 func (s staticCA) CA() *ca.CA { return s.c }
 
-func startCA(t testing.TB) *testCA {
+// startCA serves the CA; opts adjust its configuration (tracing tests give
+// it a TracerProvider).
+func startCA(t testing.TB, opts ...func(*caserver.Config)) *testCA {
 	t.Helper()
 	auth, err := ca.NewSelfSigned(ca.RootConfig{TrustDomain: td})
 	require.NoError(t, err)
 	authority, err := ca.New(ca.Config{TrustDomain: td, Signer: auth.Signer, Roots: auth.Roots})
 	require.NoError(t, err)
 	fa := &fakeAuth{}
-	srv, err := caserver.New(caserver.Config{CA: staticCA{authority}, Authenticator: fa, AuthCacheTTL: -1})
+	cfg := caserver.Config{CA: staticCA{authority}, Authenticator: fa, AuthCacheTTL: -1}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := caserver.New(cfg)
 	require.NoError(t, err)
 	g := caserver.NewGRPCServer(srv, &caserver.ServingCert{CA: staticCA{authority}, DNSNames: caserver.ServingNames("", "cluster.local")})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -158,15 +164,28 @@ type sdsClient struct {
 
 func dialSDS(t testing.TB, socket string, names ...string) *sdsClient {
 	t.Helper()
+	c, closeConn := openSDS(t, socket, names...)
+	t.Cleanup(closeConn)
+	return c
+}
+
+// openSDS is dialSDS with the closing left to the caller (a benchmark
+// closes each agent's stream before the next: an open client keeps
+// redialling the removed socket and takes CPU from later iterations).
+func openSDS(t testing.TB, socket string, names ...string) (*sdsClient, func()) {
+	t.Helper()
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); require.NoError(t, conn.Close()) })
+	closeConn := func() { cancel(); require.NoError(t, conn.Close()) }
 	stream, err := secretv3.NewSecretDiscoveryServiceClient(conn).StreamSecrets(ctx)
+	if err != nil {
+		closeConn()
+	}
 	require.NoError(t, err)
 	c := &sdsClient{stream: stream, names: names}
 	require.NoError(t, c.send("", ""))
-	return c
+	return c, closeConn
 }
 
 func (c *sdsClient) send(version, nonce string) error {

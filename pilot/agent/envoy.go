@@ -223,16 +223,29 @@ func NewSupervisor(cfg EnvoyConfig) (*Supervisor, error) {
 // restart is off: a restart is a new process, and pods (and tests) never
 // share Envoy's shared memory. Draining is "immediate": every connection is
 // told to close as soon as the drain starts.
+//
+// At the info and warning levels the "misc" component logs only errors:
+// it warns once per loaded copy of a work-in-progress API, and pilot puts
+// Envoy's stats access logger (WIP in 1.37) on every filter chain, which
+// would be a warning per chain on every listener push. Its other
+// warnings are about deprecated fields in pilot's config, which pilot's
+// tests catch.
 func (s *Supervisor) Args() []string {
 	drainSeconds := max(1, int(math.Ceil(s.cfg.DrainDuration.Seconds())))
-	return []string{
+	args := []string{
 		"-c", s.cfg.BootstrapPath,
 		"--concurrency", strconv.Itoa(s.cfg.Concurrency),
 		"--log-level", s.cfg.LogLevel,
+	}
+	switch s.cfg.LogLevel {
+	case "info", "warning", "warn":
+		args = append(args, "--component-log-level", "misc:error")
+	}
+	return append(args,
 		"--drain-time-s", strconv.Itoa(drainSeconds),
 		"--drain-strategy", "immediate",
 		"--disable-hot-restart",
-	}
+	)
 }
 
 // Running reports whether an Envoy process is up.

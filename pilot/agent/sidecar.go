@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/weftmesh/weft/api/annotation"
@@ -60,6 +61,9 @@ type SidecarConfig struct {
 	AppProbers annotation.AppProbers
 	// Metrics serves /metrics (the agent's OpenTelemetry exporter).
 	Metrics http.Handler
+	// Started is when the process started, the start of the SpanStart
+	// trace (zero: when Run is called).
+	Started time.Time
 }
 
 // Sidecar is weft-agent as a whole: Agent (SVID, SDS, Workload API),
@@ -68,6 +72,7 @@ type Sidecar struct {
 	cfg   SidecarConfig
 	agent *Agent
 	envoy *Supervisor
+	start *startTrace
 }
 
 // NewSidecar validates cfg and builds the parts.
@@ -83,11 +88,13 @@ func NewSidecar(cfg SidecarConfig) (*Sidecar, error) {
 	if cfg.StatusAddr == "" {
 		cfg.StatusAddr = DefaultStatusAddr
 	}
+	start := newStartTrace(a.cfg.TracerProvider, cfg.Started, sup.EnvoyState)
+	sup.cfg.Starter = start.starter(sup.cfg.Starter)
 	cfg.Agent, cfg.Envoy = a.cfg, sup.cfg
 	cfg.Bootstrap.SDSSocket = a.cfg.SDSSocket
 	cfg.Bootstrap.TrustDomain = a.cfg.TrustDomain
 	cfg.Bootstrap.AdminPort = sup.cfg.AdminPort
-	return &Sidecar{cfg: cfg, agent: a, envoy: sup}, nil
+	return &Sidecar{cfg: cfg, agent: a, envoy: sup, start: start}, nil
 }
 
 // Agent is the identity part, for tests and callers that watch the SVID.
@@ -100,8 +107,11 @@ func (s *Sidecar) Supervisor() *Supervisor { return s.envoy }
 // Envoy until ctx ends (SIGTERM) or a part fails. Shutdown drains Envoy
 // first; the SDS and status servers stay up until Envoy has exited, so
 // Envoy keeps its secrets and the readiness listener answers "draining"
-// meanwhile.
-func (s *Sidecar) Run(ctx context.Context) error {
+// meanwhile. The start-up is traced (SpanStart) until the first readiness
+// answer 200.
+func (s *Sidecar) Run(ctx context.Context) (err error) {
+	ctx = s.start.begin(ctx)
+	defer func() { s.start.finish(err) }()
 	log := logr.FromContextOrDiscard(ctx)
 	lis, err := net.Listen("tcp", s.cfg.StatusAddr)
 	if err != nil {
@@ -121,7 +131,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	defer context.AfterFunc(ctx, stopEnvoy)()
 	defer stopEnvoy()
 
-	handler := newStatusHandler(s.agent.Ready(), s.envoy, s.cfg.AppProbers, s.cfg.Metrics)
+	handler := s.start.statusHandler(newStatusHandler(s.agent.Ready(), s.envoy, s.cfg.AppProbers, s.cfg.Metrics))
 	g.Go(func() error { return s.agent.Run(gctx) })
 	g.Go(func() error { return serveStatus(gctx, lis, handler) })
 	g.Go(func() error {

@@ -17,6 +17,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/weftmesh/weft/pilot/caserver"
 	"github.com/weftmesh/weft/pilot/telemetry"
 )
 
@@ -56,10 +57,10 @@ func (s *startLog) Start(args []string) (Process, error) {
 	return p, err
 }
 
-func newSidecarEnv(t *testing.T, pilotID spiffeid.ID) *sidecarEnv {
+func newSidecarEnv(t *testing.T, pilotID spiffeid.ID, caOpts ...func(*caserver.Config)) *sidecarEnv {
 	t.Helper()
 	envoy := envoyBinary(t)
-	c := startCA(t)
+	c := startCA(t, caOpts...)
 	pod := Pod{Name: "web-0", Namespace: "default", IP: "127.0.0.1", ServiceAccount: "sa-a", NodeName: "node-1"}
 	e := &sidecarEnv{
 		xds: startXDS(t, c, pilotID, pod.NodeID()), envoyOut: &syncBuffer{},

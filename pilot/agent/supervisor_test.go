@@ -188,7 +188,7 @@ func TestSupervisorRestartsWithBackoff(t *testing.T) {
 	s := time.Second
 	assert.Equal(t, []time.Duration{s, 2 * s, 4 * s, 8 * s, 16 * s, 30 * s, 30 * s, s}, sleeps,
 		"doubling from 1s, capped at 30s, back to 1s after a stable minute")
-	assert.Equal(t, []string{"-c", "/b.json", "--concurrency", "2", "--log-level", "warning",
+	assert.Equal(t, []string{"-c", "/b.json", "--concurrency", "2", "--log-level", "warning", "--component-log-level", "misc:error",
 		"--drain-time-s", "5", "--drain-strategy", "immediate", "--disable-hot-restart"}, starter.args[0])
 }
 

@@ -112,11 +112,13 @@ func (s *ServingCert) issue(authority *ca.CA) (*tls.Certificate, error) {
 }
 
 // NewGRPCServer builds the TLS gRPC server of the CA endpoint with srv
-// registered. Messages are small (a CSR), so receive size is capped.
+// registered. Messages are small (a CSR), so receive size is capped. Calls
+// are traced with srv's TracerProvider (see SpanSign).
 func NewGRPCServer(srv *Server, cert *ServingCert, opts ...grpc.ServerOption) *grpc.Server {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.GetCertificate}
 	opts = append([]grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		serverStatsHandler(srv.cfg.TracerProvider),
 		grpc.MaxRecvMsgSize(64 << 10),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second}),
 	}, opts...)

@@ -22,6 +22,7 @@ import (
 	"github.com/weftmesh/weft/pilot/identity"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -53,6 +54,10 @@ type Config struct {
 	Clock func() time.Time
 	// MeterProvider defaults to the global one.
 	MeterProvider metric.MeterProvider
+	// TracerProvider creates the SERVER span of every call and SpanSign;
+	// it defaults to the global one (a no-op unless telemetry.Setup
+	// installed an exporter).
+	TracerProvider trace.TracerProvider
 }
 
 // Server implements cav1.CertificateServiceServer.
@@ -62,6 +67,7 @@ type Server struct {
 	limiter *limiter
 	auth    *authCache
 	metrics *metrics
+	tracer  trace.Tracer
 }
 
 // New validates cfg and fills defaults.
@@ -87,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MeterProvider == nil {
 		cfg.MeterProvider = otel.GetMeterProvider()
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
 	m, err := newMetrics(cfg.MeterProvider)
 	if err != nil {
 		return nil, err
@@ -96,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 		limiter: newLimiter(cfg.Rate, cfg.Burst, cfg.MaxIdentities),
 		auth:    newAuthCache(cfg.AuthCacheTTL, cfg.MaxIdentities),
 		metrics: m,
+		tracer:  cfg.TracerProvider.Tracer(TracerName),
 	}, nil
 }
 
@@ -103,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 // pod binding, and signs the CSR for the identity in the token.
 func (s *Server) CreateCertificate(ctx context.Context, req *cav1.CreateCertificateRequest) (*cav1.CreateCertificateResponse, error) {
 	start := s.cfg.Clock()
+	ctx, span := s.startSign(ctx)
 	log := logr.FromContextOrDiscard(ctx).WithName("ca")
 	if p, ok := peer.FromContext(ctx); ok {
 		log = log.WithValues("peer", p.Addr.String())
@@ -116,10 +127,13 @@ func (s *Server) CreateCertificate(ctx context.Context, req *cav1.CreateCertific
 		}
 		s.metrics.recordRefused(ctx, r)
 		log.Info("refused CSR", "reason", string(r), "identity", w.String(), "error", cause.Error())
-		return nil, status.Errorf(r.Code(), "%s: %v", r, cause)
+		msg := fmt.Sprintf("%s: %v", r, cause)
+		endSign(span, idOf(w), "", r, errors.New(msg))
+		return nil, status.Error(r.Code(), msg)
 	}
 	s.metrics.recordSigned(ctx, s.cfg.Clock().Sub(start))
 	leaf := issued.Leaf()
+	endSign(span, idOf(w), leaf.SerialNumber.Text(16), "", nil)
 	log.Info("signed CSR", "identity", w.String(), "serial", leaf.SerialNumber.Text(16), "notAfter", leaf.NotAfter)
 	return &cav1.CreateCertificateResponse{
 		CertChainDer:   rawCerts(issued.Chain),
@@ -139,6 +153,8 @@ func (s *Server) create(ctx context.Context, req *cav1.CreateCertificateRequest,
 		}
 		s.auth.put(token, caller, now)
 	}
+	trace.SpanFromContext(ctx).SetAttributes(AttrAuthCached.Bool(cached),
+		AttrCallerPod.String(caller.Namespace+"/"+caller.PodName))
 	authority := s.cfg.CA.CA()
 	if authority == nil {
 		return nil, identity.Workload{}, refuse(ReasonCAUnavailable, "CA not loaded yet")
@@ -162,6 +178,14 @@ func (s *Server) create(ctx context.Context, req *cav1.CreateCertificateRequest,
 		return nil, w, err
 	}
 	return issued, w, nil
+}
+
+// idOf is w's SPIFFE ID, empty before the caller was authenticated.
+func idOf(w identity.Workload) string {
+	if w == (identity.Workload{}) {
+		return ""
+	}
+	return w.ID().String()
 }
 
 // bearerToken reads "authorization: Bearer <token>" from the call metadata.

@@ -49,8 +49,10 @@ type Options struct {
 	// listener (pilot/agent), and Envoy rejects an LDS listener on the same
 	// port. Turn it on for an Envoy whose bootstrap does not.
 	ReadinessListener bool
-	// Telemetry is the data-plane telemetry (access logs, tracing) of
-	// every sidecar; the zero value adds none.
+	// Telemetry is the default data-plane telemetry (access logs,
+	// tracing, request metrics) of every sidecar, which Telemetry
+	// resources in the View override per namespace; the zero value adds
+	// no access logs and no tracing, and records request metrics.
 	Telemetry Telemetry
 }
 
@@ -140,7 +142,7 @@ func Outbound(opts Options, v *model.View, namespace string) (*Resources, error)
 	if _, err := opts.withDefaults().trustDomain(); err != nil {
 		return nil, err
 	}
-	return AssembleOutbound(opts, services), nil
+	return AssembleOutbound(opts, services, opts.Telemetry.TracingFor(v.Telemetry(namespace))), nil
 }
 
 // Inbound builds the part of a proxy's config that depends on the pod
@@ -164,7 +166,8 @@ func Inbound(opts Options, v *model.View, pod *model.Pod) (*Resources, error) {
 	for _, p := range ports {
 		out.Clusters = append(out.Clusters, makeInboundCluster(opts, p))
 	}
-	applyInboundTelemetry(opts, pod, out)
+	applyInboundRequestMetrics(opts, v, pod, out)
+	applyInboundTelemetry(opts, v.Telemetry(pod.Namespace), pod, out)
 	out.sort()
 	return out, nil
 }

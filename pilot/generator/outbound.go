@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -29,6 +30,12 @@ type ServiceConfig struct {
 	Routes    []*routev3.RouteConfiguration
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	chains    []outboundChain
+	// tracing is the setting the chains' HTTP filters were built with
+	// (meshTracing); variants are copies for other settings, made on
+	// demand by filterFor.
+	tracing  TracingSetting
+	mu       sync.Mutex
+	variants map[TracingSetting][]*listenerv3.Filter
 }
 
 // outboundChain is a filter chain before assembly: headless chains may
@@ -83,7 +90,8 @@ func OutboundService(opts Options, v *model.View, svc *model.Service) (*ServiceC
 		}
 		sc.chains = append(sc.chains, c)
 	}
-	applyOutboundTelemetry(opts, sc)
+	applyOutboundTelemetry(meshTracing(opts, v), sc)
+	applyOutboundRequestMetrics(opts, v, host, sc)
 	return sc, nil
 }
 
@@ -143,8 +151,10 @@ func (rt serviceRoutes) table(name string, port int32) *routev3.RouteConfigurati
 // Service order) into its outbound config: their clusters, endpoints and
 // routes, the passthrough cluster, and the outbound listener. A pod IP and
 // port routed by two headless Services goes to the first, since Envoy
-// rejects a listener whose chains match the same traffic twice.
-func AssembleOutbound(opts Options, services []*ServiceConfig) *Resources {
+// rejects a listener whose chains match the same traffic twice. tracing
+// is the namespace's (Telemetry.TracingFor); HTTP chains whose fragment
+// was built with another setting get a re-edited copy of their filter.
+func AssembleOutbound(opts Options, services []*ServiceConfig, tracing TracingSetting) *Resources {
 	opts = opts.withDefaults()
 	res := &Resources{}
 	claimed := map[netip.AddrPort]bool{}
@@ -153,7 +163,8 @@ func AssembleOutbound(opts Options, services []*ServiceConfig) *Resources {
 		res.Clusters = append(res.Clusters, sc.Clusters...)
 		res.Endpoints = append(res.Endpoints, sc.Endpoints...)
 		routes := map[string]bool{}
-		for _, c := range sc.chains {
+		for i, c := range sc.chains {
+			c.filter = sc.filterFor(i, tracing)
 			addrs := c.addrs
 			if c.headless {
 				addrs = slices.DeleteFunc(slices.Clone(addrs), func(a netip.Addr) bool {

@@ -23,17 +23,24 @@ import (
 	"github.com/weftmesh/weft/pilot/telemetry/envoystats"
 )
 
-// Telemetry is the data-plane telemetry pilot configures in every sidecar.
-// It is mesh configuration (pilot's flags): the same for all proxies, so
-// the shared outbound part stays shared. Request stats need nothing here:
-// the agent's bootstrap tags them (pilot/telemetry/envoystats), keyed on
-// the cluster names this package generates.
+// Telemetry is the data-plane telemetry pilot configures in every sidecar
+// by default: mesh configuration from pilot's flags. Telemetry resources
+// (model.TelemetrySettings, per namespace and mesh-wide in the root
+// namespace) override it field by field; see AccessLog.For and
+// Telemetry.TracingFor. Request stats need nothing here: the agent's
+// bootstrap tags them (pilot/telemetry/envoystats), keyed on the cluster
+// names this package generates.
 type Telemetry struct {
 	// AccessLog selects the workloads whose sidecars log.
 	AccessLog AccessLog
 	// Tracing, if set, makes every sidecar report spans with Envoy's
-	// OpenTelemetry tracer and propagate W3C trace context.
+	// OpenTelemetry tracer and propagate W3C trace context. Without it no
+	// Telemetry resource can turn tracing on: it names the collector.
 	Tracing *Tracing
+	// RequestMetricsDisabled turns the request metrics off by default
+	// (pilot's --request-metrics=false); Telemetry resources override it,
+	// see RequestMetricsFor. The zero value records them, as pilot does.
+	RequestMetricsDisabled bool
 }
 
 // AccessLog turns on JSON access logs, one line per request (HTTP) or
@@ -54,13 +61,19 @@ type AccessLog struct {
 // of a namespace that logs.
 const LabelAccessLog = "telemetry.weft.dev/access-log"
 
-// For reports whether pod's sidecar logs.
-func (a AccessLog) For(pod *model.Pod) bool {
+// For reports whether pod's sidecar logs, with the precedence of
+// Istio's Telemetry API: the pod label, then the Telemetry settings of
+// its namespace (over the root namespace's, already merged in s), then
+// the flags in a.
+func (a AccessLog) For(pod *model.Pod, s model.TelemetrySettings) bool {
 	switch pod.Labels[LabelAccessLog] {
 	case "true":
 		return true
 	case "false":
 		return false
+	}
+	if s.AccessLogDisabled.Set {
+		return !s.AccessLogDisabled.Value
 	}
 	return a.Enabled && (len(a.Namespaces) == 0 || slices.Contains(a.Namespaces, pod.Namespace))
 }
@@ -75,7 +88,9 @@ type Tracing struct {
 	CollectorPort uint32
 	// SamplingPercent is the share of requests without a sampling
 	// decision (no traceparent) that start a trace; zero means 1%, as in
-	// Istio. A sampled traceparent from the caller is always followed.
+	// Istio. A sampled traceparent from the caller is always followed. A
+	// Telemetry's randomSamplingPercentage overrides it (and there 0
+	// means 0: TracingSetting is exact).
 	SamplingPercent float64
 }
 
@@ -99,18 +114,49 @@ func (t Telemetry) validate() error {
 	return nil
 }
 
-// hcmTracing is the tracing block of every HTTP connection manager. The
-// service name comes from the environment resource detector, which reads
-// OTEL_RESOURCE_ATTRIBUTES the agent sets for Envoy from the pod
-// (agent.EnvoyResourceEnv): the config itself stays the same for every
-// proxy. The OpenTelemetry tracer propagates W3C traceparent/tracestate.
-func (t *Tracing) hcmTracing() *hcmv3.HttpConnectionManager_Tracing {
-	pct := t.SamplingPercent
+// TracingSetting is the tracing in force in one namespace, resolved from
+// the flags and the Telemetry resources: off (the zero value) or on with
+// an exact sampling percentage. It is comparable, so the xDS server keys
+// shared outbound config by it.
+type TracingSetting struct {
+	// CollectorHost and CollectorPort are Tracing's; empty when off.
+	CollectorHost string
+	CollectorPort uint32
+	// SamplingPercent is exact: 0 samples no request without a sampled
+	// traceparent.
+	SamplingPercent float64
+}
+
+// On reports whether the sidecars trace.
+func (s TracingSetting) On() bool { return s.CollectorHost != "" }
+
+// TracingFor resolves the tracing of a namespace whose merged Telemetry
+// settings are s: off without a collector (the flags name none) or when
+// s disables it; else on, sampling s's percentage or the flags'.
+func (t Telemetry) TracingFor(s model.TelemetrySettings) TracingSetting {
+	tr := t.Tracing
+	if tr == nil || s.TracingDisabled.Or(false) {
+		return TracingSetting{}
+	}
+	pct := tr.SamplingPercent
 	if pct == 0 {
 		pct = DefaultSamplingPercent
 	}
+	return TracingSetting{CollectorHost: tr.CollectorHost, CollectorPort: tr.CollectorPort, SamplingPercent: s.SamplingPercent.Or(pct)}
+}
+
+// hcmTracing is the tracing block of every HTTP connection manager, nil
+// when tracing is off. The service name comes from the environment
+// resource detector, which reads OTEL_RESOURCE_ATTRIBUTES the agent sets
+// for Envoy from the pod (agent.EnvoyResourceEnv): the config itself stays
+// the same for every proxy. The OpenTelemetry tracer propagates W3C
+// traceparent/tracestate.
+func (s TracingSetting) hcmTracing() *hcmv3.HttpConnectionManager_Tracing {
+	if !s.On() {
+		return nil
+	}
 	return &hcmv3.HttpConnectionManager_Tracing{
-		RandomSampling: &typev3.Percent{Value: pct},
+		RandomSampling: &typev3.Percent{Value: s.SamplingPercent},
 		Provider: &tracev3.Tracing_Http{
 			Name: "envoy.tracers.opentelemetry",
 			ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(&tracev3.OpenTelemetryConfig{
@@ -130,13 +176,13 @@ func (t *Tracing) hcmTracing() *hcmv3.HttpConnectionManager_Tracing {
 
 // collectorCluster reaches the collector over HTTP/2 (OTLP/gRPC) in
 // plaintext; Envoy's own traffic (UID 1337) bypasses the redirect.
-func (t *Tracing) collectorCluster(opts Options) *clusterv3.Cluster {
+func (s TracingSetting) collectorCluster(opts Options) *clusterv3.Cluster {
 	c := baseCluster(opts, ClusterOTelCollector, model.ProtocolHTTP2)
 	c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
 	c.LoadAssignment = &endpointv3.ClusterLoadAssignment{
 		ClusterName: ClusterOTelCollector,
 		Endpoints: []*endpointv3.LocalityLbEndpoints{{
-			LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(t.CollectorHost, t.CollectorPort, nil)},
+			LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(s.CollectorHost, s.CollectorPort, nil)},
 		}},
 	}
 	return c
@@ -191,11 +237,12 @@ func accessLog(pod *model.Pod, http bool) *accesslogv3.AccessLog {
 // applyInboundTelemetry adds the access log and tracing to a proxy's own,
 // freshly generated resources (nothing there is shared, so editing in
 // place is safe), and the collector cluster every HTTP connection manager
-// of the proxy reports to.
-func applyInboundTelemetry(opts Options, pod *model.Pod, res *Resources) {
-	logs := opts.Telemetry.AccessLog.For(pod)
-	tr := opts.Telemetry.Tracing
-	if !logs && tr == nil {
+// of the proxy reports to. s are the Telemetry settings of the pod's
+// namespace.
+func applyInboundTelemetry(opts Options, s model.TelemetrySettings, pod *model.Pod, res *Resources) {
+	logs := opts.Telemetry.AccessLog.For(pod, s)
+	tr := opts.Telemetry.TracingFor(s)
+	if !logs && !tr.On() {
 		return
 	}
 	// The chains of one port (mTLS, plaintext, the app's own TLS) share
@@ -215,7 +262,7 @@ func applyInboundTelemetry(opts Options, pod *model.Pod, res *Resources) {
 					if logs {
 						h.AccessLog = append(h.AccessLog, accessLog(pod, true))
 					}
-					if tr != nil {
+					if tr.On() {
 						h.Tracing = tr.hcmTracing()
 					}
 				}, func(t *tcpproxyv3.TcpProxy) {
@@ -226,16 +273,25 @@ func applyInboundTelemetry(opts Options, pod *model.Pod, res *Resources) {
 			}
 		}
 	}
-	if tr != nil {
+	if tr.On() {
 		res.Clusters = append(res.Clusters, tr.collectorCluster(opts))
 	}
 }
 
+// meshTracing is the tracing a Service's shared outbound fragment is built
+// with: the flags under the root namespace's Telemetry. Namespaces whose
+// own Telemetry changes it get re-edited copies of the HTTP filters when
+// their outbound listener is assembled (ServiceConfig.filterFor).
+func meshTracing(opts Options, v *model.View) TracingSetting {
+	return opts.Telemetry.TracingFor(v.Telemetry(v.RootNamespace()))
+}
+
 // applyOutboundTelemetry turns on tracing in a Service's freshly built
-// outbound HTTP connection managers.
-func applyOutboundTelemetry(opts Options, sc *ServiceConfig) {
-	tr := opts.Telemetry.Tracing
-	if tr == nil {
+// outbound HTTP connection managers and records the setting, so assembly
+// can tell which namespaces need other filters.
+func applyOutboundTelemetry(tr TracingSetting, sc *ServiceConfig) {
+	sc.tracing = tr
+	if !tr.On() {
 		return
 	}
 	for i := range sc.chains {
@@ -248,6 +304,35 @@ func applyOutboundTelemetry(opts Options, sc *ServiceConfig) {
 		editFilter(f, func(h *hcmv3.HttpConnectionManager) { h.Tracing = tr.hcmTracing() }, nil)
 		sc.chains[i].filter = f
 	}
+}
+
+// filterFor is chain i's filter for a namespace whose tracing is tr: the
+// fragment's own when tr is the setting it was built with (the common
+// case, shared by every namespace), else a copy with tr's tracing. Copies
+// are kept per setting, so a namespace with its own Telemetry costs one
+// re-edit per Service and setting while the fragment lives (until the
+// Service's inputs change), not one per push.
+func (sc *ServiceConfig) filterFor(i int, tr TracingSetting) *listenerv3.Filter {
+	c := sc.chains[i]
+	if tr == sc.tracing || c.route == "" {
+		return c.filter
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	byChain, ok := sc.variants[tr]
+	if !ok {
+		byChain = make([]*listenerv3.Filter, len(sc.chains))
+		if sc.variants == nil {
+			sc.variants = map[TracingSetting][]*listenerv3.Filter{}
+		}
+		sc.variants[tr] = byChain
+	}
+	if byChain[i] == nil {
+		f := proto.Clone(c.filter).(*listenerv3.Filter)
+		editFilter(f, func(h *hcmv3.HttpConnectionManager) { h.Tracing = tr.hcmTracing() }, nil)
+		byChain[i] = f
+	}
+	return byChain[i]
 }
 
 // editFilter unpacks an HTTP connection manager or TCP proxy filter, lets

@@ -21,9 +21,10 @@ type InformerConfig struct {
 	// Client watches Services, EndpointSlices and Pods.
 	Client kubernetes.Interface
 	// Dynamic watches the mesh.weft.dev CRDs (MeshTLS, TrafficPolicy,
-	// AuthorizationPolicy) and the Gateway API routes (HTTPRoute,
-	// GRPCRoute); nil leaves them out (every workload is PERMISSIVE, no
-	// routing or access policy), for clusters without the CRDs.
+	// AuthorizationPolicy, Telemetry) and the Gateway API routes
+	// (HTTPRoute, GRPCRoute); nil leaves them out (every workload is
+	// PERMISSIVE, no routing or access policy, telemetry from pilot's
+	// flags only), for clusters without the CRDs.
 	Dynamic dynamic.Interface
 	// Store receives the objects.
 	Store *Store

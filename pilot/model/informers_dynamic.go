@@ -22,7 +22,7 @@ var (
 )
 
 // Weft's policy CRDs and the Gateway API routes of the mesh (GAMMA).
-// +kubebuilder:rbac:groups=mesh.weft.dev,resources=meshtlses;trafficpolicies;authorizationpolicies,verbs=list;watch
+// +kubebuilder:rbac:groups=mesh.weft.dev,resources=meshtlses;trafficpolicies;authorizationpolicies;telemetries,verbs=list;watch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=list;watch
 
 // startDynamic starts the informers of CRD-backed kinds. Each decodes the
@@ -86,6 +86,20 @@ func startDynamic(ctx context.Context, log logr.Logger, cfg InformerConfig,
 		st.UpsertAuthzPolicy(p)
 		return nil
 	}, st.DeleteAuthzPolicy); err != nil {
+		return err
+	}
+	if err := watch(v1alpha1.TelemetryResource, func(u *unstructured.Unstructured) error {
+		var t v1alpha1.Telemetry
+		if err := decode(u, &t); err != nil {
+			return err
+		}
+		p, err := TelemetryFromK8s(&t)
+		if err != nil {
+			return err
+		}
+		st.UpsertTelemetry(p)
+		return nil
+	}, st.DeleteTelemetry); err != nil {
 		return err
 	}
 	if err := watch(HTTPRouteResource, func(u *unstructured.Unstructured) error {

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -167,14 +168,20 @@ func TestInformersFeedTheStore(t *testing.T) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "AuthorizationPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "deny-all"},
 	}
+	tel := &v1alpha1.Telemetry{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Telemetry"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "default"},
+		Spec:       v1alpha1.TelemetrySpec{Tracing: &v1alpha1.TracingSpec{Disabled: ptr.To(true)}},
+	}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme,
 		map[schema.GroupVersionResource]string{
 			v1alpha1.MeshTLSResource:             "MeshTLSList",
 			v1alpha1.TrafficPolicyResource:       "TrafficPolicyList",
 			v1alpha1.AuthorizationPolicyResource: "AuthorizationPolicyList",
+			v1alpha1.TelemetryResource:           "TelemetryList",
 			model.HTTPRouteResource:              "HTTPRouteList",
 			model.GRPCRouteResource:              "GRPCRouteList",
-		}, policy, route, tp, ap)
+		}, policy, route, tp, ap, tel)
 
 	st := model.NewStore(model.StoreConfig{RootNamespace: "weft-system"})
 	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), testr.New(t)))
@@ -198,6 +205,31 @@ func TestInformersFeedTheStore(t *testing.T) {
 		t.Errorf("routes/policies not loaded: %d rules, traffic %v, authz %d",
 			len(v.RouteTable().For(reviews)), v.TrafficTable().For(reviews), len(v.Authz(p)))
 	}
+
+	if got := v.Telemetry("shop"); got != (model.TelemetrySettings{TracingDisabled: model.Some(true)}) {
+		t.Errorf("telemetry not loaded: %+v", got)
+	}
+
+	// A Telemetry change is a model event (so the xDS server pushes) and
+	// reaches the next View.
+	events := make(chan model.Event, 16)
+	st.Subscribe(func(e model.Event) { events <- e })
+	tel.Spec.Tracing = &v1alpha1.TracingSpec{RandomSamplingPercentage: ptr.To(0.5)}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(tel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(v1alpha1.TelemetryResource).Namespace("shop").Update(ctx, &unstructured.Unstructured{Object: u}, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return st.View().Telemetry("shop").SamplingPercent == model.Some(0.5) })
+	if e := <-events; e.Kind != model.KindTelemetry || e.Key != (model.Key{Namespace: "shop", Name: "default"}) {
+		t.Errorf("event = %+v, want the Telemetry's", e)
+	}
+	if err := dyn.Resource(v1alpha1.TelemetryResource).Namespace("shop").Delete(ctx, "default", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return len(st.View().Telemetries()) == 0 })
 
 	// Updates and deletes flow through.
 	if err := client.CoreV1().Pods("shop").Delete(ctx, "reviews-1", metav1.DeleteOptions{}); err != nil {

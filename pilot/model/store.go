@@ -18,6 +18,7 @@ const (
 	KindRoute         Kind = "Route"
 	KindTraffic       Kind = "TrafficPolicy"
 	KindAuthz         Kind = "AuthorizationPolicy"
+	KindTelemetry     Kind = "Telemetry"
 )
 
 // Event tells subscribers that an object changed. It carries no object: a
@@ -51,6 +52,7 @@ type Store struct {
 	routes      map[RouteKey]*Route
 	traffic     map[Key]*TrafficPolicy
 	authz       map[Key]*AuthzPolicy
+	telemetry   map[Key]*TelemetryPolicy
 	view        *View
 	subscribers []func(Event)
 }
@@ -61,14 +63,15 @@ func NewStore(cfg StoreConfig) *Store {
 		cfg.ClusterDomain = DefaultClusterDomain
 	}
 	return &Store{
-		cfg:      cfg,
-		services: map[Key]*Service{},
-		slices:   map[Key]*EndpointSlice{},
-		pods:     map[Key]*Pod{},
-		policies: map[Key]*TLSPolicy{},
-		routes:   map[RouteKey]*Route{},
-		traffic:  map[Key]*TrafficPolicy{},
-		authz:    map[Key]*AuthzPolicy{},
+		cfg:       cfg,
+		services:  map[Key]*Service{},
+		slices:    map[Key]*EndpointSlice{},
+		pods:      map[Key]*Pod{},
+		policies:  map[Key]*TLSPolicy{},
+		routes:    map[RouteKey]*Route{},
+		traffic:   map[Key]*TrafficPolicy{},
+		authz:     map[Key]*AuthzPolicy{},
+		telemetry: map[Key]*TelemetryPolicy{},
 	}
 }
 
@@ -160,6 +163,16 @@ func (s *Store) DeleteAuthzPolicy(k Key) {
 	s.write(Event{KindAuthz, k}, func() { delete(s.authz, k) })
 }
 
+// UpsertTelemetry adds or replaces a Telemetry.
+func (s *Store) UpsertTelemetry(p *TelemetryPolicy) {
+	s.write(Event{KindTelemetry, p.Key()}, func() { s.telemetry[p.Key()] = p })
+}
+
+// DeleteTelemetry removes a Telemetry.
+func (s *Store) DeleteTelemetry(k Key) {
+	s.write(Event{KindTelemetry, k}, func() { delete(s.telemetry, k) })
+}
+
 // Pod returns one pod from the current state, without building a View; the
 // xDS server uses it to authorise a connecting proxy.
 func (s *Store) Pod(k Key) (*Pod, bool) {
@@ -207,7 +220,7 @@ func (s *Store) View() *View {
 		s.view = newView(s.cfg, s.generation,
 			maps.Clone(s.services), maps.Clone(s.slices), maps.Clone(s.pods), maps.Clone(s.policies))
 		s.view.setPolicies(slices.Collect(maps.Values(s.routes)), slices.Collect(maps.Values(s.traffic)),
-			slices.Collect(maps.Values(s.authz)))
+			slices.Collect(maps.Values(s.authz)), slices.Collect(maps.Values(s.telemetry)))
 	}
 	return s.view
 }

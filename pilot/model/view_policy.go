@@ -13,11 +13,14 @@ type viewPolicies struct {
 	routes  []*Route
 	traffic []*TrafficPolicy
 	authz   []*AuthzPolicy
+	tel     []*TelemetryPolicy
 
 	routeOnce   sync.Once
 	routeTable  *RouteTable
 	trafficOnce sync.Once
 	trafficTab  *TrafficTable
+	telOnce     sync.Once
+	telWinners  map[string]*TelemetryPolicy
 }
 
 // Objects are the traffic and access policy objects of a View built by
@@ -26,6 +29,8 @@ type Objects struct {
 	Routes  []*Route
 	Traffic []*TrafficPolicy
 	Authz   []*AuthzPolicy
+	// Telemetry are the Telemetry resources.
+	Telemetry []*TelemetryPolicy
 }
 
 // NewViewWith is NewView plus routes and policies, for tests and tools.
@@ -33,12 +38,12 @@ func NewViewWith(cfg StoreConfig, services []*Service, slices []*EndpointSlice, 
 	v := NewView(cfg, services, slices, pods, tls)
 	out := *v
 	out.pol = &viewPolicies{}
-	out.setPolicies(o.Routes, o.Traffic, o.Authz)
+	out.setPolicies(o.Routes, o.Traffic, o.Authz, o.Telemetry)
 	return &out
 }
 
-func (v *View) setPolicies(routes []*Route, traffic []*TrafficPolicy, authz []*AuthzPolicy) {
-	p := &viewPolicies{routes: routes, traffic: traffic, authz: authz}
+func (v *View) setPolicies(routes []*Route, traffic []*TrafficPolicy, authz []*AuthzPolicy, tel []*TelemetryPolicy) {
+	p := &viewPolicies{routes: routes, traffic: traffic, authz: authz, tel: tel}
 	slices.SortFunc(p.routes, func(a, b *Route) int {
 		if c := compareKeys(a.Key(), b.Key()); c != 0 {
 			return c
@@ -47,6 +52,7 @@ func (v *View) setPolicies(routes []*Route, traffic []*TrafficPolicy, authz []*A
 	})
 	slices.SortFunc(p.traffic, func(a, b *TrafficPolicy) int { return compareKeys(a.Key(), b.Key()) })
 	slices.SortFunc(p.authz, func(a, b *AuthzPolicy) int { return compareKeys(a.Key(), b.Key()) })
+	slices.SortFunc(p.tel, func(a, b *TelemetryPolicy) int { return compareKeys(a.Key(), b.Key()) })
 	v.pol = p
 }
 
@@ -92,4 +98,34 @@ func (v *View) TrafficTable() *TrafficTable {
 // SelectAuthz.
 func (v *View) Authz(p *Pod) []*AuthzPolicy {
 	return SelectAuthz(v.AuthzPolicies(), v.cfg.RootNamespace, p.Namespace, p.Labels)
+}
+
+// Telemetries returns every Telemetry, sorted by namespace/name.
+func (v *View) Telemetries() []*TelemetryPolicy { return v.policiesOrEmpty().tel }
+
+// TelemetryWinner is the Telemetry in force in namespace (see
+// TelemetryWinner), or nil.
+func (v *View) TelemetryWinner(namespace string) *TelemetryPolicy {
+	p := v.policiesOrEmpty()
+	if len(p.tel) == 0 {
+		return nil
+	}
+	p.telOnce.Do(func() {
+		p.telWinners = map[string]*TelemetryPolicy{}
+		for _, t := range p.tel {
+			p.telWinners[t.Namespace] = olderTelemetry(p.telWinners[t.Namespace], t)
+		}
+	})
+	return p.telWinners[namespace]
+}
+
+// Telemetry is the merged Telemetry of a namespace: its own over the root
+// namespace's; see ResolveTelemetry. Pods of the namespace share it (there
+// is no workload selector), which keeps the outbound config shared.
+func (v *View) Telemetry(namespace string) TelemetrySettings {
+	var ns *TelemetryPolicy
+	if namespace != v.cfg.RootNamespace {
+		ns = v.TelemetryWinner(namespace)
+	}
+	return mergeTelemetry(v.TelemetryWinner(v.cfg.RootNamespace), ns)
 }

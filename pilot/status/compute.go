@@ -3,7 +3,7 @@
 // GRPCRoutes attached to Services (controllerName weft.dev/pilot, as the
 // Gateway API asks of every implementation,
 // https://gateway-api.sigs.k8s.io/reference/spec/#routeparentstatus), and
-// conditions on TrafficPolicy and AuthorizationPolicy. Computing a status is
+// conditions on TrafficPolicy, AuthorizationPolicy and Telemetry. Computing a status is
 // pure (this file); Writer is the thin client edge that writes it.
 package status
 
@@ -145,4 +145,35 @@ func AuthzStatus(p *model.AuthzPolicy) *model.PolicyStatus {
 			`(envoy_http_rbac_shadow_denied{envoy_rbac_http_prefix="audit_"} on :15090) and log them ("weft-audit would deny")`
 	}
 	return &model.PolicyStatus{Generation: p.Generation, Accepted: model.Condition{Status: true, Reason: model.ReasonAccepted, Message: msg}}
+}
+
+// ReasonNoTracingCollector is a Telemetry's ResolvedRefs reason when it
+// sets tracing but pilot has no --tracing-collector to send spans to.
+const ReasonNoTracingCollector = "NoTracingCollector"
+
+// TelemetryStatus is the status of a Telemetry: Accepted unless an older
+// Telemetry of its namespace is in force (winner, which View.TelemetryWinner
+// computes), and, when it sets tracing, ResolvedRefs says whether pilot
+// has the collector tracing needs (tracing: pilot's --tracing-collector
+// is set).
+func TelemetryStatus(p, winner *model.TelemetryPolicy, rootNamespace string, tracing bool) *model.PolicyStatus {
+	scope := "the sidecars of namespace " + p.Namespace
+	if p.Namespace == rootNamespace {
+		scope = "every sidecar of the mesh, unless its namespace's Telemetry says otherwise"
+	}
+	st := &model.PolicyStatus{Generation: p.Generation,
+		Accepted: model.Condition{Status: true, Reason: model.ReasonAccepted, Message: "applied to " + scope}}
+	if winner != nil && winner != p {
+		st.Accepted = model.Condition{Reason: model.ReasonConflicted,
+			Message: "Telemetry " + winner.Key().String() + " is in force: one Telemetry per namespace, the oldest wins"}
+	}
+	if p.Settings.SetsTracing() {
+		refs := model.Condition{Status: true, Reason: model.ReasonResolvedRefs, Message: "spans go to pilot's tracing collector"}
+		if !tracing {
+			refs = model.Condition{Reason: ReasonNoTracingCollector,
+				Message: "pilot has no --tracing-collector (chart: telemetry.collector.enabled), so the tracing settings have no effect; access logging still applies"}
+		}
+		st.ResolvedRefs = &refs
+	}
+	return st
 }

@@ -65,3 +65,38 @@ func TestPolicyConditions(t *testing.T) {
 		t.Errorf("audit status = %+v", audit)
 	}
 }
+
+func TestTelemetryStatus(t *testing.T) {
+	older := &model.TelemetryPolicy{Namespace: "shop", Name: "a", Generation: 1, Created: t0,
+		Settings: model.TelemetrySettings{SamplingPercent: model.Some(5.0)}}
+	newer := &model.TelemetryPolicy{Namespace: "shop", Name: "b", Generation: 2, Created: t1,
+		Settings: model.TelemetrySettings{AccessLogDisabled: model.Some(false)}}
+	mesh := &model.TelemetryPolicy{Namespace: "weft-system", Name: "mesh", Generation: 3,
+		Settings: model.TelemetrySettings{TracingDisabled: model.Some(true)}}
+	v := model.NewViewWith(model.StoreConfig{RootNamespace: "weft-system"}, nil, nil, nil, nil,
+		model.Objects{Telemetry: []*model.TelemetryPolicy{newer, mesh, older}})
+	for _, tc := range []struct {
+		p            *model.TelemetryPolicy
+		tracing      bool
+		wantAccepted string
+		wantRefs     string // "": no ResolvedRefs condition
+	}{
+		{older, true, model.ReasonAccepted, model.ReasonResolvedRefs},
+		{older, false, model.ReasonAccepted, status.ReasonNoTracingCollector},
+		{newer, true, model.ReasonConflicted, ""},
+		// Turning tracing off needs no collector.
+		{mesh, false, model.ReasonAccepted, ""},
+	} {
+		st := status.TelemetryStatus(tc.p, v.TelemetryWinner(tc.p.Namespace), v.RootNamespace(), tc.tracing)
+		if st.Accepted.Reason != tc.wantAccepted || st.Accepted.Status != (tc.wantAccepted == model.ReasonAccepted) || st.Generation != tc.p.Generation {
+			t.Errorf("%s (tracing %v): accepted = %+v, want reason %s", tc.p.Key(), tc.tracing, st.Accepted, tc.wantAccepted)
+		}
+		switch {
+		case tc.wantRefs == "" && st.ResolvedRefs != nil:
+			t.Errorf("%s (tracing %v): resolvedRefs = %+v, want none", tc.p.Key(), tc.tracing, *st.ResolvedRefs)
+		case tc.wantRefs != "" && (st.ResolvedRefs == nil || st.ResolvedRefs.Reason != tc.wantRefs ||
+			st.ResolvedRefs.Status != (tc.wantRefs == model.ReasonResolvedRefs)):
+			t.Errorf("%s (tracing %v): resolvedRefs = %+v, want reason %s", tc.p.Key(), tc.tracing, st.ResolvedRefs, tc.wantRefs)
+		}
+	}
+}

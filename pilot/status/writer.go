@@ -30,6 +30,9 @@ type Config struct {
 	Debounce time.Duration
 	// Now is the clock for condition transition times; nil means time.Now.
 	Now func() time.Time
+	// Tracing says pilot has a tracing collector (--tracing-collector);
+	// without one, Telemetries that set tracing report it in ResolvedRefs.
+	Tracing bool
 }
 
 // Writer keeps route and policy statuses in line with the model, in the
@@ -127,6 +130,11 @@ func (w *Writer) Reconcile(ctx context.Context, v *model.View) error {
 		errs = append(errs, w.write(ctx, v1alpha1.AuthorizationPolicyResource, p.Key(), p.Generation, policyFingerprint(st), obj, seen,
 			policyUpdate(st, &obj.Status)))
 	}
+	for _, p := range v.Telemetries() {
+		st, obj := TelemetryStatus(p, v.TelemetryWinner(p.Namespace), v.RootNamespace(), w.cfg.Tracing), &v1alpha1.Telemetry{}
+		errs = append(errs, w.write(ctx, v1alpha1.TelemetryResource, p.Key(), p.Generation, policyFingerprint(st), obj, seen,
+			policyUpdate(st, &obj.Status)))
+	}
 	for k := range w.written {
 		if !seen[k] {
 			delete(w.written, k)
@@ -158,8 +166,8 @@ func policyUpdate(st *model.PolicyStatus, status *v1alpha1.PolicyStatus) func(ti
 // status subresource written (MeshTLS has no status pilot computes).
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=get
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes/status;grpcroutes/status,verbs=update
-// +kubebuilder:rbac:groups=mesh.weft.dev,resources=trafficpolicies;authorizationpolicies,verbs=get
-// +kubebuilder:rbac:groups=mesh.weft.dev,resources=trafficpolicies/status;authorizationpolicies/status,verbs=update
+// +kubebuilder:rbac:groups=mesh.weft.dev,resources=trafficpolicies;authorizationpolicies;telemetries,verbs=get
+// +kubebuilder:rbac:groups=mesh.weft.dev,resources=trafficpolicies/status;authorizationpolicies/status;telemetries/status,verbs=update
 
 // write fetches one object into obj, lets update change its status (false:
 // nothing to do) and writes the status subresource. fingerprint is the

@@ -2,7 +2,9 @@ package xds
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -16,9 +18,16 @@ import (
 //
 //   - a fragment per Service (generator.OutboundService, hashed), rebuilt
 //     only when one of the model objects it was built from was replaced;
-//   - a part per visibility scope and model generation: the visible
-//     fragments assembled with the outbound listener, shared by every
-//     proxy whose namespace sees the same Services (by default, all).
+//   - a part per scope and model generation: the visible fragments
+//     assembled with the outbound listener, shared by every proxy whose
+//     namespace sees the same Services (by default, all) with the same
+//     effective tracing (Telemetry resources).
+//
+// Fragments carry the mesh-wide tracing (flags under the root namespace's
+// Telemetry). A namespace whose own Telemetry changes its tracing gets a
+// scope of its own, assembled with re-edited copies of the HTTP filters
+// (generator.AssembleOutbound, which keeps the copies with the fragment),
+// so an override costs that namespace's assembly, not every namespace's.
 
 // fragments are the per-Service outbound configs of one model generation.
 type fragments struct {
@@ -47,11 +56,12 @@ type namespacePart struct {
 
 // outbound returns the namespace-scoped part of a proxy's config.
 func (s *Server) outbound(v *model.View, namespace string) (*part, error) {
+	tracing := s.cfg.Generator.Telemetry.TracingFor(v.Telemetry(namespace))
 	s.outMu.Lock()
 	if s.outGen != v.Generation() {
 		if v.Generation() < s.outGen { // an older view: build without caching
 			s.outMu.Unlock()
-			return s.buildOutbound(v, v.VisibleServices(namespace))
+			return s.buildOutbound(v, v.VisibleServices(namespace), tracing)
 		}
 		s.outGen = v.Generation()
 		s.outbox = map[string]*namespacePart{}
@@ -60,12 +70,14 @@ func (s *Server) outbound(v *model.View, namespace string) (*part, error) {
 	e, ok := s.outbox[namespace]
 	var visible []*model.Service
 	if !ok {
-		// Namespaces that see the same Services share one part.
+		// Namespaces that see the same Services with the same tracing
+		// share one part.
 		visible = v.VisibleServices(namespace)
 		h := sha256.New()
 		for _, svc := range visible {
 			h.Write([]byte(svc.Namespace + "/" + svc.Name + "\x00"))
 		}
+		h.Write(tracingKey(tracing))
 		scope := string(h.Sum(nil))
 		if e, ok = s.scopes[scope]; !ok {
 			e = &namespacePart{}
@@ -74,11 +86,20 @@ func (s *Server) outbound(v *model.View, namespace string) (*part, error) {
 		s.outbox[namespace] = e
 	}
 	s.outMu.Unlock()
-	e.once.Do(func() { e.res, e.err = s.buildOutbound(v, visible) })
+	e.once.Do(func() { e.res, e.err = s.buildOutbound(v, visible, tracing) })
 	return e.res, e.err
 }
 
-func (s *Server) buildOutbound(v *model.View, visible []*model.Service) (*part, error) {
+// tracingKey encodes a tracing setting for the scope hash.
+func tracingKey(t generator.TracingSetting) []byte {
+	key := make([]byte, 0, 16+len(t.CollectorHost))
+	key = append(key, 1)
+	key = append(key, t.CollectorHost...)
+	key = binary.BigEndian.AppendUint32(append(key, 0), t.CollectorPort)
+	return binary.BigEndian.AppendUint64(key, math.Float64bits(t.SamplingPercent))
+}
+
+func (s *Server) buildOutbound(v *model.View, visible []*model.Service, tracing generator.TracingSetting) (*part, error) {
 	frags, err := s.fragmentsFor(v)
 	if err != nil {
 		return nil, err
@@ -87,7 +108,7 @@ func (s *Server) buildOutbound(v *model.View, visible []*model.Service) (*part, 
 	for _, svc := range visible {
 		cfgs = append(cfgs, frags.bySvc[svc.Key()].cfg)
 	}
-	return newPart(generator.AssembleOutbound(s.cfg.Generator, cfgs), frags.hashes)
+	return newPart(generator.AssembleOutbound(s.cfg.Generator, cfgs, tracing), frags.hashes)
 }
 
 // fragmentsFor returns the fragments of v's generation, rebuilding only
@@ -160,12 +181,14 @@ func (s *Server) buildFragment(v *model.View, svc *model.Service, deps []any) (*
 // serviceDeps lists everything generator.OutboundService reads for svc:
 // the Service, its EndpointSlices, the pods behind the endpoints (sidecar,
 // service account, labels), the MeshTLS policies (their modes decide
-// mTLS per endpoint), the TrafficPolicy in force for it and the route
-// versions attached to it. Routes and policies of other Services do not
-// matter: a route names its backends' clusters by name, so one Service's
-// routes change only its own fragment.
+// mTLS per endpoint), the TrafficPolicy in force for it, the route
+// versions attached to it and the root namespace's Telemetry (the
+// mesh-wide tracing every fragment carries: changing it rebuilds them
+// all, a namespace's Telemetry rebuilds none). Routes and policies of
+// other Services do not matter: a route names its backends' clusters by
+// name, so one Service's routes change only its own fragment.
 func serviceDeps(v *model.View, svc *model.Service) []any {
-	deps := []any{svc, v.TrafficTable().For(svc.Key())}
+	deps := []any{svc, v.TrafficTable().For(svc.Key()), v.TelemetryWinner(v.RootNamespace())}
 	for _, r := range v.RouteTable().AttachedRoutes(svc.Key()) {
 		deps = append(deps, r)
 	}

@@ -120,21 +120,24 @@ func (s *Server) pushOne(v *model.View, p *proxy) error {
 			return fmt.Errorf("inconsistent snapshot for %s: %w", p.nodeID, err)
 		}
 	}
+	// Status and telemetry learn of the snapshot before go-control-plane
+	// can send it, so the proxy's answer never finds them unprepared.
 	s.status.setDesired(p.nodeID, built)
+	s.tel.pushed(v, p.nodeID, built, p.last)
 	if err := s.cache.SetSnapshot(context.Background(), p.nodeID, built.snap); err != nil {
+		// A later push of the same versions answers this one's span.
 		return fmt.Errorf("set snapshot for %s: %w", p.nodeID, err)
 	}
-	s.tel.pushed(v, p.nodeID, built, p.last)
 	p.last = built
 	return nil
 }
 
 // inbound returns the proxy's own part, rebuilt only when the pod, the
-// Services selecting it, the MeshTLS policies or the AuthorizationPolicies
-// that select it changed (see serviceDeps for why pointer identity is
-// enough).
+// Services selecting it, the MeshTLS policies, the AuthorizationPolicies
+// that select it or the Telemetries of its namespace and the root
+// namespace changed (see serviceDeps for why pointer identity is enough).
 func (s *Server) inbound(v *model.View, p *proxy, pod *model.Pod) (*part, error) {
-	deps := []any{pod}
+	deps := []any{pod, v.TelemetryWinner(v.RootNamespace()), v.TelemetryWinner(pod.Namespace)}
 	for _, svc := range v.ServicesFor(pod) {
 		deps = append(deps, svc)
 	}

@@ -71,6 +71,7 @@ var shortTypes = map[string]string{
 }
 
 type typeState struct {
+	short                        string // CDS, EDS, ...: shortTypes[url], looked up once
 	count                        int
 	desired, sent, acked, nacked string
 	nonce, errMsg                string
@@ -94,8 +95,10 @@ type tracker struct {
 	streams map[streamKey]string // stream → node ID
 
 	// onSent and onAnswer, if set, observe responses and ACKs/NACKs for
-	// metrics and tracing (telemetry.go). They run under mu and must not
-	// call back into the tracker.
+	// metrics and tracing (telemetry.go). They run after mu is released,
+	// so telemetry never lengthens the critical section every ACK and
+	// push waits on, on the goroutine go-control-plane runs the stream's
+	// callbacks on (requests and responses of one stream, in order).
 	onSent   func(typeURL string)
 	onAnswer func(nodeID, typeURL, version string, nack bool, detail string)
 }
@@ -154,7 +157,7 @@ func (ts *typeState) state() SyncState {
 func (n *nodeState) typeState(url string) *typeState {
 	ts := n.types[url]
 	if ts == nil {
-		ts = &typeState{}
+		ts = &typeState{short: shortTypes[url]}
 		n.types[url] = ts
 	}
 	return ts
@@ -173,13 +176,14 @@ func (t *tracker) stateFor(streamID streamKey, node *corev3.Node) *nodeState {
 
 func (t *tracker) sent(streamID streamKey, typeURL, nonce, version string) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	n := t.nodes[t.streams[streamID]]
 	if n == nil {
+		t.mu.Unlock()
 		return
 	}
 	ts := n.typeState(typeURL)
 	ts.sent, ts.nonce, ts.lastPush = version, nonce, time.Now()
+	t.mu.Unlock()
 	if t.onSent != nil {
 		t.onSent(typeURL)
 	}
@@ -189,25 +193,30 @@ func (t *tracker) sent(streamID streamKey, typeURL, nonce, version string) {
 // or "" for anything else.
 func (t *tracker) received(streamID streamKey, node *corev3.Node, typeURL, nonce, errMsg string, isNack bool) string {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	n := t.stateFor(streamID, node)
 	if n == nil || nonce == "" {
+		t.mu.Unlock()
 		return ""
 	}
 	ts := n.typeState(typeURL)
 	if nonce != ts.nonce {
+		t.mu.Unlock()
 		return "" // a reply to an older response; a newer one is in flight
 	}
-	if t.onAnswer != nil {
-		t.onAnswer(t.streams[streamID], typeURL, ts.sent, isNack, errMsg)
-	}
+	nodeID, version := t.streams[streamID], ts.sent
+	rejected := ""
 	if isNack {
-		ts.nacked, ts.errMsg, ts.lastNack = ts.sent, errMsg, time.Now()
-		return ts.sent
+		ts.nacked, ts.errMsg, ts.lastNack = version, errMsg, time.Now()
+		rejected = version
+	} else {
+		ts.acked, ts.lastAck = version, time.Now()
+		ts.nacked, ts.errMsg = "", ""
 	}
-	ts.acked, ts.lastAck = ts.sent, time.Now()
-	ts.nacked, ts.errMsg = "", ""
-	return ""
+	t.mu.Unlock()
+	if t.onAnswer != nil {
+		t.onAnswer(nodeID, typeURL, version, isNack, errMsg)
+	}
+	return rejected
 }
 
 func (t *tracker) nodeOf(k streamKey) string {
@@ -276,7 +285,7 @@ func (s *Server) SyncStatus() []ProxyStatus {
 		}
 		for url, ts := range n.types {
 			st := TypeStatus{
-				Type: shortTypes[url], TypeURL: url, Version: ts.desired, Sent: ts.sent, Acked: ts.acked, Resources: ts.count,
+				Type: ts.short, TypeURL: url, Version: ts.desired, Sent: ts.sent, Acked: ts.acked, Resources: ts.count,
 				LastPush: ts.lastPush, LastAck: ts.lastAck, LastNack: ts.lastNack,
 			}
 			if st.State = ts.state(); st.State == NACKed {
@@ -312,11 +321,11 @@ func (s *Server) Summary(typ string) SyncSummary {
 	out := SyncSummary{Proxies: len(t.nodes)}
 	for _, n := range t.nodes {
 		synced, nacked := len(n.types) == len(shortTypes), false
-		for url, ts := range n.types {
+		for _, ts := range n.types {
 			st := ts.state()
 			synced = synced && st == Synced
 			nacked = nacked || st == NACKed
-			if shortTypes[url] != typ {
+			if ts.short != typ {
 				continue
 			}
 			if out.OldestAck.IsZero() || ts.lastAck.Before(out.OldestAck) {

@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
-	"github.com/weftmesh/weft/pilot/generator"
 	"github.com/weftmesh/weft/pilot/model"
 	"github.com/weftmesh/weft/pilot/telemetry/netprog"
 )
@@ -47,6 +46,8 @@ type telemetry struct {
 
 	mu    sync.Mutex
 	known map[model.Key]netprog.Change // last version of each slice, for deletes
+
+	targets targetCache
 }
 
 func newTelemetry(s *Server) (*telemetry, error) {
@@ -89,18 +90,18 @@ func newTelemetry(s *Server) (*telemetry, error) {
 	t.np = netprog.NewPushes(netprog.PushConfig{
 		TracerProvider: s.cfg.TracerProvider,
 		OnPush: func(d time.Duration, r netprog.Result) {
-			t.pushDuration.Record(context.Background(), d.Seconds(), metric.WithAttributes(attribute.String("status", string(r))))
+			t.pushDuration.Record(context.Background(), d.Seconds(), statusOption(r))
 		},
 		OnConverged: func(d time.Duration, r netprog.Result) {
-			t.convergence.Record(context.Background(), d.Seconds(), metric.WithAttributes(attribute.String("status", string(r))))
+			t.convergence.Record(context.Background(), d.Seconds(), statusOption(r))
 		},
 	})
 	return t, nil
 }
 
 // start follows EndpointSlice changes from now on (the model is complete
-// when Run starts, so the initial list is not mistaken for changes) and
-// expires unanswered pushes until ctx ends.
+// when Run starts, so the initial list is not mistaken for changes), emits
+// spans and expires unanswered pushes until ctx ends.
 func (t *telemetry) start(ctx context.Context) {
 	v := t.model.View()
 	t.mu.Lock()
@@ -111,6 +112,7 @@ func (t *telemetry) start(ctx context.Context) {
 	}
 	t.mu.Unlock()
 	t.model.Subscribe(t.modelChanged)
+	t.np.Start(ctx) // spans and push metrics off the streams' goroutines
 	go func() {
 		tick := time.NewTicker(10 * time.Second)
 		defer tick.Stop()
@@ -158,21 +160,22 @@ func (t *telemetry) modelChanged(ev model.Event) {
 	t.np.Seen(c, gen)
 }
 
-// pushed records a snapshot set for a proxy; prev is the one it replaced
-// (nil for the first).
+// pushed records a snapshot about to be set for a proxy; prev is the one
+// it replaces (nil for the first). The push calls it before SetSnapshot so
+// that the proxy's ACK cannot arrive before the push is known.
 func (t *telemetry) pushed(v *model.View, nodeID string, built, prev *builtSnapshot) {
 	t.snapshotSize.Record(context.Background(), float64(built.bytes))
-	var await []string
-	for url, version := range built.versions {
+	changed := 0
+	for i, url := range awaitOrder {
 		if built.counts[url] == 0 {
 			continue // an empty type is never requested, so never ACKed
 		}
-		if prev == nil || prev.versions[url] != version {
-			await = append(await, url)
+		if prev == nil || prev.versions[url] != built.versions[url] {
+			changed |= 1 << i
 		}
 	}
-	t.np.Pushed(nodeID, v.Generation(), built.versions, await, func(c netprog.Change) bool {
-		return affects(v, c, built, prev)
+	t.np.Pushed(nodeID, v.Generation(), built.versions, awaitSets[changed], func(c netprog.Change) bool {
+		return t.affects(v, c, built, prev)
 	})
 }
 
@@ -185,16 +188,18 @@ func (t *telemetry) roundDone(gen uint64, took time.Duration) {
 
 func (t *telemetry) gone(nodeID string) { t.np.Gone(nodeID) }
 
-// sent counts a response; it runs under the status tracker's lock.
+// sent counts a response; it runs on the stream's goroutine, after the
+// status tracker released its lock.
 func (t *telemetry) sent(typeURL string) {
-	t.pushes.Add(context.Background(), 1, metric.WithAttributes(attribute.String("type", typeName(typeURL))))
+	t.pushes.Add(context.Background(), 1, typeOption(typeURL))
 }
 
-// answered records an ACK or NACK of version; it runs under the status
-// tracker's lock.
+// answered records an ACK or NACK of version; it runs on the stream's
+// goroutine (so in order for one proxy), after the status tracker
+// released its lock.
 func (t *telemetry) answered(nodeID, typeURL, version string, nack bool, detail string) {
 	if nack {
-		t.nacks.Add(context.Background(), 1, metric.WithAttributes(attribute.String("type", typeName(typeURL))))
+		t.nacks.Add(context.Background(), 1, typeOption(typeURL))
 	}
 	t.np.Answered(nodeID, typeURL, version, nack, detail)
 }
@@ -209,22 +214,21 @@ func typeName(url string) string {
 // affects reports whether a change of an EndpointSlice reached this proxy:
 // the EDS resource of one of its Service's ports (outbound|<port>||<host>,
 // which carries every endpoint, so a subset's change shows there too)
-// differs from the previous snapshot. Direct lookups keep this O(ports)
-// per proxy. A headless Service has no EDS resource (its endpoints are
-// filter chains of the outbound listener), and a Service that is gone
-// took its chains with it: for both, a listener change counts.
-func affects(v *model.View, c netprog.Change, built, prev *builtSnapshot) bool {
+// differs from the previous snapshot. A headless Service has no EDS
+// resource (its endpoints are filter chains of the outbound listener), and
+// a Service that is gone took its chains with it: for both, a listener
+// change counts. The names to compare are the same for every proxy of a
+// round, so they come from targetCache; the lookups are O(ports).
+func (t *telemetry) affects(v *model.View, c netprog.Change, built, prev *builtSnapshot) bool {
 	if prev == nil {
 		return false
 	}
-	svc, ok := v.Service(model.Key{Namespace: c.Namespace, Name: c.Service})
-	if !ok || svc.Headless {
+	tg := t.targets.get(v, model.Key{Namespace: c.Namespace, Name: c.Service})
+	if tg.listener {
 		return built.versions[resource.ListenerType] != prev.versions[resource.ListenerType]
 	}
-	host := svc.Hostname(v.ClusterDomain())
 	now, before := built.snap.VersionMap[resource.EndpointType], prev.snap.VersionMap[resource.EndpointType]
-	for _, sp := range svc.Ports {
-		name := generator.OutboundClusterName(sp.Port, host)
+	for _, name := range tg.clusters {
 		if now[name] != before[name] {
 			return true
 		}

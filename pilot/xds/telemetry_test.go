@@ -94,6 +94,8 @@ func TestEndpointChangeIsTracedToEveryACK(t *testing.T) {
 	}
 	assert.Equal(t, change.TraceID(), root.SpanContext.TraceID())
 	assert.Equal(t, int64(3), spanAttr(root, netprog.AttrAffected).AsInt64(), "every proxy of the namespace sees reviews")
+	assert.Equal(t, "4242", spanAttr(root, netprog.AttrResourceVersion).AsString())
+	assert.Equal(t, "reviews", spanAttr(root, netprog.AttrService).AsString())
 
 	proxies := map[string]bool{}
 	for _, s := range o.spans.GetSpans() {
@@ -104,7 +106,7 @@ func TestEndpointChangeIsTracedToEveryACK(t *testing.T) {
 		assert.Equal(t, root.SpanContext.SpanID(), s.Parent.SpanID())
 		assert.Equal(t, "ACK", spanAttr(s, netprog.AttrStatus).AsString())
 		assert.Contains(t, spanAttr(s, netprog.AttrTypeURLs).AsStringSlice(), resource.EndpointType)
-		assert.Equal(t, "4242", spanAttr(s, netprog.AttrResourceVersion).AsString())
+		assert.Equal(t, attribute.INVALID, spanAttr(s, netprog.AttrResourceVersion).Type(), "the root carries the change")
 		assert.False(t, s.EndTime.Before(s.StartTime))
 		proxies[spanAttr(s, netprog.AttrProxyID).AsString()] = true
 	}

@@ -45,7 +45,7 @@ type meshctlResult struct {
 
 // meshctl runs meshctl in-process (cli.Run is the whole program) against
 // the cluster under test, bounded by timeout, and logs what it printed.
-func meshctl(t *testing.T, timeout time.Duration, args ...string) meshctlResult {
+func meshctl(t testing.TB, timeout time.Duration, args ...string) meshctlResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -65,7 +65,7 @@ func truncateLog(s string) string {
 }
 
 // meshctlJSON runs meshctl with -o json and decodes its output into v.
-func meshctlJSON(t *testing.T, timeout time.Duration, v any, args ...string) (meshctlResult, error) {
+func meshctlJSON(t testing.TB, timeout time.Duration, v any, args ...string) (meshctlResult, error) {
 	t.Helper()
 	r := meshctl(t, timeout, append(args, "-o", "json")...)
 	if r.out == "" {

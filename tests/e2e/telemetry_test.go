@@ -17,13 +17,17 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/weftmesh/weft/api/v1alpha1"
 	"github.com/weftmesh/weft/pilot/generator"
+	"github.com/weftmesh/weft/pilot/telemetry/envoystats"
 	"github.com/weftmesh/weft/pilot/telemetry/netprog"
 	"github.com/weftmesh/weft/pilot/telemetry/tracestore"
 	"github.com/weftmesh/weft/tests/e2e/framework"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 )
 
 // The chart's telemetry collector (telemetry.collector.enabled) and the
@@ -103,6 +107,22 @@ func TestTelemetry(t *testing.T) {
 	ctx := context.Background()
 	ns, _, curl := meshedApps(t, "e2e-telemetry", true)
 
+	t.Run("a meshed pod's start is one agent.start trace, with pilot signing its CSR in it", func(t *testing.T) {
+		var spans []tracestore.Span
+		var problem error
+		took, _ := eventually(90*time.Second, func() error {
+			var err error
+			if spans, err = agentStartTrace(ctx, store, curl); err != nil {
+				problem = err
+				return err
+			}
+			problem = agentStartComplete(spans, curl)
+			return problem
+		})
+		require.NoError(t, problem, "start trace of %s/%s", curl.Namespace, curl.Name)
+		t.Logf("start trace in the store %v after the pod was ready:\n%s", took.Round(100*time.Millisecond), timeline(spans))
+	})
+
 	t.Run("a scale-up is one trace from the slice change to every node's rules and every proxy's ACK", func(t *testing.T) {
 		nodes := proxyNodes(t)
 		scale(t, ns, "httpbin", 3)
@@ -152,6 +172,42 @@ func TestTelemetry(t *testing.T) {
 		assert.Equal(t, float64(n), inAfter-inBefore, "httpbin's sidecars: inbound requests with 200, labelled %v", inbound[1:])
 	})
 
+	t.Run("request metrics: httpbin's sidecars name curl and httpbin, curl's records none", func(t *testing.T) {
+		const n = 5
+		// Istio's labels (pilot/telemetry/envoystats/requests.go); the
+		// trust domain and cluster domain are the cluster's. Only the
+		// server's sidecar records (reporter="destination").
+		requests := envoystats.PrometheusName(envoystats.MetricRequests) + "{"
+		destination := []string{requests, `reporter="destination"`, `connection_security_policy="mutual_tls"`,
+			`source_workload="curl"`, `source_workload_namespace="` + ns + `"`, `source_principal="spiffe://`, `/ns/` + ns + `/sa/curl"`,
+			`destination_workload="httpbin"`, `destination_workload_namespace="` + ns + `"`,
+			`destination_service="httpbin.` + ns + `.svc.`, `response_code="200"`}
+		// The client's side is Envoy's cluster stats.
+		outbound := []string{"envoy_cluster_upstream_rq{", `workload="curl"`, `direction="outbound"`,
+			`destination_service_name="httpbin"`, `destination_service_namespace="` + ns + `"`, `envoy_response_code="200"`}
+		servers, err := cluster.WaitPodsReady(ctx, ns, "app=httpbin", 3, time.Minute)
+		require.NoError(t, err)
+		dstBefore := inboundStat(t, curl, servers, destination)
+		outBefore, err := envoyStat(ctx, curl, "127.0.0.1", outbound...)
+		require.NoError(t, err)
+
+		s, err := load(ctx, curl, "curl", n, "http://httpbin:8000/status/200")
+		require.NoError(t, err)
+		require.Equal(t, n, s.Codes["200"], "codes %s errors %v", keys(s.Codes), s.Errors)
+
+		dstAfter := inboundStat(t, curl, servers, destination)
+		outAfter, err := envoyStat(ctx, curl, "127.0.0.1", outbound...)
+		require.NoError(t, err)
+		assert.Equal(t, float64(n), dstAfter-dstBefore, "httpbin's sidecars (reporter=destination), labelled %v", destination)
+		assert.Equal(t, float64(n), outAfter-outBefore, "curl's sidecar: cluster stats, labelled %v", outbound[1:])
+		own, err := envoyStat(ctx, curl, "127.0.0.1", requests)
+		require.NoError(t, err)
+		assert.Zero(t, own, "curl's sidecar records request metrics; only the server's sidecar does")
+		h, err := echoHeaders(ctx, curl, "http://httpbin:8000/headers")
+		require.NoError(t, err)
+		noWeftHeaders(t, h)
+	})
+
 	t.Run("a traced request has spans from both sidecars in one trace", func(t *testing.T) {
 		traceID, parent := randomHex(16), randomHex(8)
 		header := "traceparent: 00-" + traceID + "-" + parent + "-01"
@@ -173,6 +229,75 @@ func TestTelemetry(t *testing.T) {
 		require.NoError(t, problem, "trace %s", traceID)
 		t.Logf("both sidecars' spans in the store after %v:\n%s", took.Round(100*time.Millisecond), timeline(spans))
 	})
+
+	t.Run("a namespace Telemetry with metrics disabled: httpbin's sidecars record no request metrics", func(t *testing.T) {
+		tel := telemetryResource("no-metrics", "  metrics: {disabled: true}\n")
+		apply(t, ns, tel)
+		t.Cleanup(func() { remove(t, ns, tel) })
+		url := "http://httpbin:8000/status/200"
+		requests := []string{envoystats.PrometheusName(envoystats.MetricRequests) + "{", `destination_workload="httpbin"`}
+		inbound := []string{"envoy_cluster_upstream_rq{", `workload="httpbin"`, `direction="inbound"`, `envoy_response_code="200"`}
+		servers, err := cluster.WaitPodsReady(ctx, ns, "app=httpbin", 3, time.Minute)
+		require.NoError(t, err)
+		// In force once two batches in a row leave the counters alone
+		// (the previous subtest saw them count). One batch is not enough:
+		// the three replicas' sidecars take the new listener at slightly
+		// different times, and connections the client's sidecar pooled on
+		// the old filter chain are served by it until they drain.
+		quiet := 0
+		waitFor(t, "request metrics off in "+ns, 90*time.Second, func() error {
+			before := inboundStat(t, curl, servers, requests)
+			s, err := load(ctx, curl, "curl", 6, url)
+			if err != nil {
+				return err
+			}
+			if s.Codes["200"] != 6 {
+				return fmt.Errorf("codes %s errors %v", keys(s.Codes), s.Errors)
+			}
+			if after := inboundStat(t, curl, servers, requests); after != before {
+				quiet = 0
+				return fmt.Errorf("httpbin's sidecars still count: %v → %v", before, after)
+			}
+			if quiet++; quiet < 2 {
+				return fmt.Errorf("one quiet batch, waiting for a second")
+			}
+			return nil
+		})
+
+		// The stats logger's series live in its filter chain's scope: when
+		// a chain of the old listener finishes draining, its series vanish
+		// and the sum drops. A drop during the measurement says nothing,
+		// so measure again; a rise is a failure at once.
+		const n = 5
+		for attempt := 1; ; attempt++ {
+			reqBefore, inBefore := inboundStat(t, curl, servers, requests), inboundStat(t, curl, servers, inbound)
+			s, err := load(ctx, curl, "curl", n, url)
+			require.NoError(t, err)
+			require.Equal(t, n, s.Codes["200"], "codes %s errors %v", keys(s.Codes), s.Errors)
+			reqAfter, inAfter := inboundStat(t, curl, servers, requests), inboundStat(t, curl, servers, inbound)
+			require.LessOrEqual(t, reqAfter, reqBefore, "new %s samples on httpbin's sidecars with metrics disabled", requests[0])
+			if reqAfter < reqBefore && attempt < 5 {
+				t.Logf("a drained chain's series vanished during attempt %d (%v → %v): measuring again", attempt, reqBefore, reqAfter)
+				continue
+			}
+			assert.Equal(t, reqBefore, reqAfter, "request metrics on httpbin's sidecars after %d attempts", attempt)
+			assert.Equal(t, float64(n), inAfter-inBefore, "httpbin's sidecars: Envoy's inbound cluster stats still count, labelled %v", inbound[1:])
+			break
+		}
+		// curl's sidecar keeps sending the headers (they follow the
+		// mesh-wide setting); httpbin's drops them all the same.
+		h, err := echoHeaders(ctx, curl, "http://httpbin:8000/headers")
+		require.NoError(t, err)
+		noWeftHeaders(t, h)
+	})
+}
+
+// noWeftHeaders: the server app saw none of the headers sidecars exchange.
+func noWeftHeaders(t *testing.T, h map[string][]string) {
+	t.Helper()
+	for k, v := range h {
+		assert.False(t, strings.HasPrefix(strings.ToLower(k), "x-weft-"), "httpbin got %s: %v", k, v)
+	}
 }
 
 // proxyNodes are the nodes with a ready weft-proxy: each must report a sync.
@@ -356,4 +481,210 @@ func randomHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// telemetryResource is a mesh.weft.dev Telemetry named name.
+func telemetryResource(name, spec string) string {
+	return "apiVersion: mesh.weft.dev/v1alpha1\nkind: Telemetry\nmetadata: {name: " + name + "}\nspec:\n" + spec
+}
+
+// echoHeaders sends one request from pod's curl (extra: curl flags such as
+// -H) and returns the request headers httpbin saw.
+func echoHeaders(ctx context.Context, pod corev1.Pod, url string, extra ...string) (map[string][]string, error) {
+	out, err := fetch(ctx, pod, url, extra...)
+	if err != nil {
+		return nil, err
+	}
+	var r struct{ Headers map[string][]string }
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		return nil, fmt.Errorf("decode %q: %w", out, err)
+	}
+	return r.Headers, nil
+}
+
+// telemetryAccepted reads a Telemetry's Accepted condition, as pilot wrote
+// it for the object's current generation.
+func telemetryAccepted(ctx context.Context, ns, name string) (metav1.Condition, error) {
+	dyn, err := dynamic.NewForConfig(cluster.Config)
+	if err != nil {
+		return metav1.Condition{}, err
+	}
+	u, err := dyn.Resource(v1alpha1.TelemetryResource).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return metav1.Condition{}, err
+	}
+	var tel v1alpha1.Telemetry
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &tel); err != nil {
+		return metav1.Condition{}, err
+	}
+	for _, c := range tel.Status.Conditions {
+		if c.Type == "Accepted" && c.ObservedGeneration == tel.Generation {
+			return c, nil
+		}
+	}
+	return metav1.Condition{}, fmt.Errorf("no Accepted condition for generation %d yet: %+v", tel.Generation, tel.Status.Conditions)
+}
+
+// accessLogLines returns the JSON access log lines of pod's sidecar whose
+// path contains token.
+func accessLogLines(ctx context.Context, pod corev1.Pod, token string) ([]map[string]any, error) {
+	logs, err := cluster.Client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: sidecarName}).DoRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]any
+	for _, line := range strings.Split(string(logs), "\n") {
+		if !strings.HasPrefix(line, "{") || !strings.Contains(line, token) {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			return nil, fmt.Errorf("access log line %q: %w", line, err)
+		}
+		if p, _ := m["path"].(string); strings.Contains(p, token) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// TestTelemetryResource: Telemetry resources switch tracing and access
+// logs per namespace at runtime, over xDS, without restarting pods. Two
+// meshed namespaces: "on" samples every request and logs; "off" neither
+// starts nor reports spans and does not log, whatever pilot's flags say.
+func TestTelemetryResource(t *testing.T) {
+	store := requireTraceStore(t)
+	ctx := context.Background()
+	nsOn, httpbinOn, curlOn := meshedApps(t, "e2e-telemetry-on", true)
+	nsOff, httpbinOff, curlOff := meshedApps(t, "e2e-telemetry-off", true)
+	apply(t, nsOn, telemetryResource("default", "  tracing: {randomSamplingPercentage: 100}\n  accessLogging: {disabled: false}\n"))
+	apply(t, nsOff, telemetryResource("default", "  tracing: {disabled: true}\n  accessLogging: {disabled: true}\n"))
+	const url = "http://httpbin:8000/headers"
+
+	// In force: in "on" every request without a traceparent reaches httpbin
+	// with a sampled one (by chance at 1%: three in a row, 1e-6); in "off"
+	// a sampled traceparent reaches httpbin unchanged, so neither sidecar
+	// made a span of it. One snapshot carries a proxy's tracing and access
+	// log, so the access log settings are in force too.
+	waitFor(t, "Telemetry in force in "+nsOn, 90*time.Second, func() error {
+		for i := range 3 {
+			h, err := echoHeaders(ctx, curlOn, url)
+			if err != nil {
+				return err
+			}
+			if tp := h["Traceparent"]; len(tp) != 1 || !strings.HasSuffix(tp[0], "-01") {
+				return fmt.Errorf("request %d: traceparent %v, want a sampled one", i, tp)
+			}
+		}
+		return nil
+	})
+	parent := "00-" + randomHex(16) + "-" + randomHex(8) + "-01"
+	waitFor(t, "Telemetry in force in "+nsOff, 90*time.Second, func() error {
+		for i := range 2 {
+			h, err := echoHeaders(ctx, curlOff, url, "-H", "traceparent: "+parent)
+			if err != nil {
+				return err
+			}
+			if tp := h["Traceparent"]; len(tp) != 1 || tp[0] != parent {
+				return fmt.Errorf("request %d: traceparent %v, want the caller's %s unchanged", i, tp, parent)
+			}
+		}
+		return nil
+	})
+	for _, ns := range []string{nsOn, nsOff} {
+		waitFor(t, "Telemetry "+ns+"/default Accepted", time.Minute, func() error {
+			c, err := telemetryAccepted(ctx, ns, "default")
+			if err == nil && c.Status != metav1.ConditionTrue {
+				err = fmt.Errorf("Accepted=%s %s: %s", c.Status, c.Reason, c.Message)
+			}
+			return err
+		})
+	}
+
+	t.Run("tracing disabled in one namespace: no spans there, while another namespace traces", func(t *testing.T) {
+		// Without a traceparent: "off" starts no trace (httpbin gets no
+		// traceparent), "on" starts one.
+		h, err := echoHeaders(ctx, curlOff, url)
+		require.NoError(t, err)
+		assert.Empty(t, h["Traceparent"], "%s: a sidecar started a trace with tracing disabled", nsOff)
+		h, err = echoHeaders(ctx, curlOn, url)
+		require.NoError(t, err)
+		require.Len(t, h["Traceparent"], 1, "%s: no trace started", nsOn)
+		onTrace := strings.Split(h["Traceparent"][0], "-")[1]
+		// With a sampled traceparent: "on" reports both sidecars' spans,
+		// "off" none at all, though a sampled caller is always followed
+		// where tracing is on. Both requests leave together, so once
+		// "on"'s spans are in the store (plus a flush interval), "off"'s
+		// would be too.
+		offTrace := randomHex(16)
+		_, err = echoHeaders(ctx, curlOff, url, "-H", "traceparent: 00-"+offTrace+"-"+randomHex(8)+"-01")
+		require.NoError(t, err)
+
+		var spans []tracestore.Span
+		var problem error
+		took, _ := eventually(90*time.Second, func() error {
+			if spans, problem = store.trace(ctx, onTrace); problem != nil {
+				return problem
+			}
+			problem = sidecarSpansLinked(spans, "")
+			return problem
+		})
+		require.NoError(t, problem, "%s: trace %s of a request without traceparent", nsOn, onTrace)
+		t.Logf("%s: both sidecars' spans of an unsampled request in the store after %v:\n%s", nsOn, took.Round(100*time.Millisecond), timeline(spans))
+		for _, sp := range spans {
+			assert.Equal(t, nsOn, sp.Resource["service.namespace"], "span %s %s", sp.Service, sp.Name)
+		}
+		time.Sleep(10 * time.Second) // Envoy's OpenTelemetry exporter flushes every 5s
+		var none tracestore.TraceResponse
+		code, err := store.get(ctx, "/api/traces/"+offTrace, nil, &none)
+		assert.Equal(t, http.StatusNotFound, code, "%s: spans of trace %s reported with tracing disabled: %v %+v", nsOff, offTrace, err, none.Spans)
+	})
+
+	t.Run("access logging turned on by a namespace Telemetry writes JSON lines", func(t *testing.T) {
+		token := randomHex(8)
+		path := "/anything/" + token
+		for _, c := range []corev1.Pod{curlOn, curlOff} {
+			s, err := load(ctx, c, "curl", 3, "http://httpbin:8000"+path)
+			require.NoError(t, err)
+			require.Equal(t, 3, s.Codes["200"], "%s: codes %s errors %v", c.Namespace, keys(s.Codes), s.Errors)
+		}
+		var lines []map[string]any
+		waitFor(t, "access log lines in "+nsOn, 30*time.Second, func() error {
+			var err error
+			if lines, err = accessLogLines(ctx, httpbinOn, token); err == nil && len(lines) < 3 {
+				err = fmt.Errorf("%d of 3 lines", len(lines))
+			}
+			return err
+		})
+		assert.Len(t, lines, 3)
+		for _, l := range lines {
+			assert.Equal(t, "inbound", l["direction"], "%v", l)
+			assert.Equal(t, nsOn, l[envoystats.TagWorkloadNamespace], "%v", l)
+			assert.Equal(t, "httpbin", l[envoystats.TagWorkload], "%v", l)
+			assert.Equal(t, "200", fmt.Sprint(l["response_code"]), "%v", l)
+			assert.Equal(t, "GET", l["method"], "%v", l)
+			assert.True(t, strings.HasSuffix(fmt.Sprint(l["source_principal"]), "/ns/"+nsOn+"/sa/"+curlOn.Spec.ServiceAccountName),
+				"source_principal %v is curl's SPIFFE ID", l["source_principal"])
+		}
+		// "off" got the same requests at the same time; its log stays
+		// empty (Envoy flushes access logs every second).
+		time.Sleep(3 * time.Second)
+		off, err := accessLogLines(ctx, httpbinOff, token)
+		require.NoError(t, err)
+		assert.Empty(t, off, "%s: access log lines with accessLogging disabled", nsOff)
+	})
+
+	t.Run("a second Telemetry in a namespace is Conflicted and changes nothing", func(t *testing.T) {
+		apply(t, nsOn, telemetryResource("zz-newer", "  tracing: {disabled: true}\n"))
+		waitFor(t, "Telemetry "+nsOn+"/zz-newer Conflicted", time.Minute, func() error {
+			c, err := telemetryAccepted(ctx, nsOn, "zz-newer")
+			if err == nil && (c.Status != metav1.ConditionFalse || c.Reason != "Conflicted") {
+				err = fmt.Errorf("Accepted=%s %s: %s", c.Status, c.Reason, c.Message)
+			}
+			return err
+		})
+		h, err := echoHeaders(ctx, curlOn, url)
+		require.NoError(t, err)
+		assert.Len(t, h["Traceparent"], 1, "%s: the newer Telemetry's tracing.disabled took effect", nsOn)
+	})
 }

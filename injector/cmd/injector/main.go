@@ -44,6 +44,8 @@ func parseFlags() flags {
 	flag.StringVar(&f.memory, "proxy-memory", "40Mi", "default memory request of weft-sidecar")
 	flag.StringVar(&f.cpuLimit, "proxy-cpu-limit", "", "default CPU limit of weft-sidecar (empty: none)")
 	flag.StringVar(&f.memoryLimit, "proxy-memory-limit", "", "default memory limit of weft-sidecar (empty: none)")
+	flag.StringVar(&f.cfg.OTLPEndpoint, "sidecar-otlp-endpoint", "", "OTLP/gRPC collector URL (http://host:4317) weft-agent in every injected sidecar exports metrics and spans to (empty: none)")
+	flag.DurationVar(&f.cfg.MetricExportInterval, "sidecar-metric-export-interval", injector.DefaultMetricExportInterval, "how often the sidecar's agent pushes metrics over OTLP")
 	flag.IntVar(&f.srv.Port, "port", injector.DefaultPort, "webhook HTTPS port")
 	flag.StringVar(&f.srv.CertDir, "cert-dir", injector.DefaultCertDir, "directory where the serving certificate is written")
 	flag.StringVar(&f.srv.WebhookConfigName, "webhook-config-name", injector.DefaultWebhookConfigName, "MutatingWebhookConfiguration whose caBundle is kept patched")

@@ -31,6 +31,7 @@ var (
 	MeshTLSes             = schema.GroupVersionResource{Group: "mesh.weft.dev", Version: "v1alpha1", Resource: "meshtlses"}
 	AuthorizationPolicies = schema.GroupVersionResource{Group: "mesh.weft.dev", Version: "v1alpha1", Resource: "authorizationpolicies"}
 	TrafficPolicies       = schema.GroupVersionResource{Group: "mesh.weft.dev", Version: "v1alpha1", Resource: "trafficpolicies"}
+	Telemetries           = schema.GroupVersionResource{Group: "mesh.weft.dev", Version: "v1alpha1", Resource: "telemetries"}
 	HTTPRoutes            = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}
 	GRPCRoutes            = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "grpcroutes"}
 )
@@ -40,6 +41,7 @@ var listKinds = map[schema.GroupVersionResource]string{
 	MeshTLSes:             "MeshTLSList",
 	AuthorizationPolicies: "AuthorizationPolicyList",
 	TrafficPolicies:       "TrafficPolicyList",
+	Telemetries:           "TelemetryList",
 	HTTPRoutes:            "HTTPRouteList",
 	GRPCRoutes:            "GRPCRouteList",
 }

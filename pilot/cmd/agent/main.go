@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -22,12 +21,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/weftmesh/weft/pilot/agent"
-	"github.com/weftmesh/weft/pilot/telemetry"
 )
 
 func main() {
+	started := time.Now()
 	cfg, trustDomain, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -37,6 +35,7 @@ func main() {
 	logger := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	cfg.Started = started
 	if err := run(logr.NewContext(ctx, logger), cfg, trustDomain); err != nil {
 		logger.Error(err, "weft-agent failed")
 		stop()
@@ -65,34 +64,4 @@ func parseFlags(args []string) (cfg agent.SidecarConfig, trustDomain string, err
 	fs.IntVar(&e.Concurrency, "concurrency", agent.DefaultConcurrency, "Envoy worker threads")
 	fs.StringVar(&e.LogLevel, "log-level", agent.DefaultEnvoyLogLevel, "Envoy log level: trace, debug, info, warning, error, critical, off")
 	return cfg, trustDomain, fs.Parse(args)
-}
-
-// run completes cfg from the environment and telemetry, then runs the
-// sidecar until ctx is done (SIGTERM drains Envoy first).
-func run(ctx context.Context, cfg agent.SidecarConfig, trustDomain string) error {
-	td, err := spiffeid.TrustDomainFromString(trustDomain)
-	if err != nil {
-		return fmt.Errorf("trust domain: %w", err)
-	}
-	cfg.Agent.TrustDomain = td
-	cfg.Bootstrap.Pod = agent.PodFromEnv(os.Getenv)
-	cfg.Envoy.Env = agent.EnvoyResourceEnv(cfg.Bootstrap.Pod, os.Getenv)
-	if cfg.AppProbers, err = agent.AppProbersFromEnv(os.Getenv); err != nil {
-		return err
-	}
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "weft-agent", SetGlobal: true})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := tel.Shutdown(context.WithoutCancel(ctx)); err != nil {
-			logr.FromContextOrDiscard(ctx).Error(err, "shutdown telemetry")
-		}
-	}()
-	cfg.Agent.MeterProvider, cfg.Envoy.MeterProvider, cfg.Metrics = tel.MeterProvider, tel.MeterProvider, tel.Handler
-	s, err := agent.NewSidecar(cfg)
-	if err != nil {
-		return err
-	}
-	return s.Run(ctx)
 }

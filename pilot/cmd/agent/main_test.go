@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,4 +50,35 @@ func TestParsesInjectedArgs(t *testing.T) {
 func TestRejectsRemovedSocketDir(t *testing.T) {
 	_, _, err := parseFlags([]string{"--socket-dir=/var/run/weft"})
 	assert.Error(t, err)
+}
+
+// TestInjectedTelemetryEnv reads the injector's golden sidecar with a
+// collector configured: the resource attributes it sets refer to the
+// downward-API variables the agent reads the pod from, and once the
+// kubelet expanded them the agent does not hand them to Envoy twice.
+func TestInjectedTelemetryEnv(t *testing.T) {
+	data, err := os.ReadFile("../../../injector/testdata/out/otlp.yaml")
+	require.NoError(t, err)
+	var pod corev1.Pod
+	require.NoError(t, yaml.Unmarshal(data, &pod))
+	env := map[string]string{}
+	for _, e := range pod.Spec.InitContainers[0].Env {
+		env[e.Name] = e.Value
+	}
+	assert.NotEmpty(t, env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+	attrs := env["OTEL_RESOURCE_ATTRIBUTES"]
+	for _, v := range []string{agent.EnvPodName, agent.EnvPodNamespace, agent.EnvNodeName} {
+		assert.Contains(t, attrs, "$("+v+")")
+	}
+	p := agent.Pod{Name: "web-0", Namespace: "shop", NodeName: "node-a"}
+	expanded := strings.NewReplacer("$("+agent.EnvPodName+")", p.Name, "$("+agent.EnvPodNamespace+")", p.Namespace,
+		"$("+agent.EnvNodeName+")", p.NodeName).Replace(attrs)
+	getenv := func(k string) string {
+		if k == "OTEL_RESOURCE_ATTRIBUTES" {
+			return expanded
+		}
+		return ""
+	}
+	assert.Equal(t, agent.EnvoyResourceEnv(p, func(string) string { return "" }),
+		agent.EnvoyResourceEnv(p, agent.WithoutPodAttributes(p, getenv)), "Envoy's attributes as if the injector had set none")
 }

@@ -94,7 +94,9 @@ func run(ctx context.Context, o options) error {
 					Client: client, Bundle: store.BundlePEM, Changed: store.Subscribe(), Namespaces: []string{o.namespace},
 				})
 			},
-			func() (runner, error) { return status.New(status.Config{Dynamic: dyn, Model: mesh}) },
+			func() (runner, error) {
+				return status.New(status.Config{Dynamic: dyn, Model: mesh, Tracing: dataPlane.Tracing != nil})
+			},
 			modelSynced))
 	})
 	stop := func(err error) error {
@@ -109,7 +111,7 @@ func run(ctx context.Context, o options) error {
 		CA:            store,
 		Authenticator: &caserver.TokenAuthenticator{Client: client, Audience: o.tokenAudience},
 		Rate:          rate.Limit(o.csrRate), Burst: o.csrBurst,
-		MeterProvider: tel.MeterProvider,
+		MeterProvider: tel.MeterProvider, TracerProvider: tel.TracerProvider,
 	})
 	if err != nil {
 		return stop(err)
@@ -145,6 +147,10 @@ func run(ctx context.Context, o options) error {
 	mux.Handle("/metrics", tel.Handler)
 	mux.Handle("/debug/syncz", xdsSrv.DebugHandler())
 
+	if dataPlane.Tracing == nil {
+		warner := newTracingWarner(mesh)
+		g.Go(func() error { return warner.run(ctx) })
+	}
 	g.Go(func() error { return store.Run(ctx) })
 	g.Go(func() error { return caserver.Serve(ctx, caGRPC, caLis) })
 	g.Go(func() error { return telemetry.Serve(ctx, o.metricsAddr, mux) })

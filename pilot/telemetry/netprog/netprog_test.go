@@ -2,6 +2,8 @@ package netprog
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,12 +153,15 @@ func TestOneTraceAcrossComponents(t *testing.T) {
 	assert.Equal(t, []string{eds}, attrs(ps)[AttrTypeURLs].AsStringSlice())
 	assert.Equal(t, "client.default", attrs(ps)[AttrProxyID].AsString())
 	assert.Equal(t, codes.Ok, ps.Status.Code)
+	assert.NotContains(t, attrs(ps), AttrResourceVersion, "the root carries the change, its children need not")
 
 	roots := byName(spans, SpanChange)
 	require.Len(t, roots, 1)
 	assert.Equal(t, root.SpanID(), roots[0].SpanContext.SpanID())
 	assert.False(t, roots[0].Parent.IsValid())
 	assert.True(t, c.Trigger.Equal(roots[0].StartTime), "the root starts at the trigger time")
+	assert.Equal(t, "100", attrs(roots[0])[AttrResourceVersion].AsString())
+	assert.Equal(t, "httpbin-abcde", attrs(roots[0])[AttrSliceName].AsString())
 	assert.Equal(t, int64(1), attrs(roots[0])[AttrAffected].AsInt64())
 	assert.Equal(t, []time.Duration{83 * time.Millisecond}, converged)
 	assert.Zero(t, p.Pending())
@@ -170,14 +175,16 @@ func TestPushWaitsForEveryChangedType(t *testing.T) {
 		OnPush: func(_ time.Duration, r Result) { pushes = append(pushes, r) }})
 	p.Pushed("a.ns", 0, map[string]string{cds: "c0", eds: "e0"}, []string{cds, eds}, nil)
 	p.Seen(Change{Namespace: "ns", Name: "s", UID: "u", ResourceVersion: "1", Seen: t0}, 1)
-	p.Pushed("a.ns", 1, map[string]string{cds: "c1", eds: "e1"}, []string{cds, eds}, nil)
+	p.Pushed("a.ns", 1, map[string]string{cds: "c1", eds: "e1"}, []string{eds, cds}, nil)
 	p.RoundDone(1)
 
 	p.Answered("a.ns", cds, "c1", false, "")
 	assert.Empty(t, byName(exp.GetSpans(), SpanPush), "EDS is still unanswered")
 	assert.Equal(t, 1, p.Pending())
 	p.Answered("a.ns", eds, "e1", false, "")
-	require.Len(t, byName(exp.GetSpans(), SpanPush), 1)
+	spans := byName(exp.GetSpans(), SpanPush)
+	require.Len(t, spans, 1)
+	assert.Equal(t, []string{cds, eds}, attrs(spans[0])[AttrTypeURLs].AsStringSlice(), "sorted")
 	// The initial push was answered by the newer versions too.
 	assert.Equal(t, []Result{ACK, ACK}, pushes)
 	assert.Zero(t, p.Pending())
@@ -326,13 +333,119 @@ func TestTimeoutAndDisconnect(t *testing.T) {
 }
 
 // TestRootNeedsIDGenerator: with a provider that ignores the forced IDs the
-// root span would start a stray trace, so none is exported.
+// root span would start a stray trace, so none is exported, and the push
+// spans carry the change's attributes in its place.
 func TestRootNeedsIDGenerator(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	p := NewPushes(PushConfig{TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))})
-	p.Seen(Change{Namespace: "ns", Name: "s", UID: "u", ResourceVersion: "1", Seen: t0}, 1)
+	p.Pushed("a.ns", 0, map[string]string{eds: "e0"}, nil, nil)
+	c := Change{Namespace: "ns", Name: "s", UID: "u", ResourceVersion: "1", Seen: t0}
+	p.Seen(c, 1)
+	p.Pushed("a.ns", 1, map[string]string{eds: "e1"}, []string{eds}, nil)
 	p.RoundDone(1)
 	assert.Empty(t, exp.GetSpans())
+	p.Answered("a.ns", eds, "e1", false, "")
+	spans := exp.GetSpans()
+	require.Len(t, spans, 1)
+	assert.Equal(t, SpanPush, spans[0].Name)
+	assert.Equal(t, c.TraceID(), spans[0].SpanContext.TraceID())
+	assert.Equal(t, "1", attrs(spans[0])[AttrResourceVersion].AsString())
+	assert.Equal(t, "s", attrs(spans[0])[AttrSliceName].AsString())
+	assert.Equal(t, "a.ns", attrs(spans[0])[AttrProxyID].AsString())
+	assert.Zero(t, p.Pending())
+}
+
+// TestConcurrentAnswers: proxies answer on their own streams' goroutines;
+// the spans are emitted outside the lock, and every one arrives (run with
+// -race).
+func TestConcurrentAnswers(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	var mu sync.Mutex
+	var pushed []Result
+	p := NewPushes(PushConfig{TracerProvider: provider(exp),
+		OnPush: func(_ time.Duration, r Result) { mu.Lock(); pushed = append(pushed, r); mu.Unlock() }})
+	ids := make([]string, 50)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("p%d.ns", i)
+		p.Pushed(ids[i], 0, map[string]string{eds: "e0"}, nil, nil)
+	}
+	p.Seen(Change{Namespace: "ns", Name: "s", UID: "u", ResourceVersion: "1", Seen: time.Now()}, 1)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			p.Pushed(id, 1, map[string]string{cds: "c1", eds: "e1"}, []string{cds, eds}, nil)
+			p.Answered(id, eds, "e1", false, "")
+			p.Answered(id, cds, "c1", false, "")
+		})
+	}
+	wg.Wait()
+	p.RoundDone(1)
+	assert.Len(t, byName(exp.GetSpans(), SpanPush), len(ids))
+	assert.Len(t, byName(exp.GetSpans(), SpanChange), 1)
+	assert.Len(t, pushed, 2*len(ids), "initial configs and the change's pushes")
+	assert.Zero(t, p.Pending())
+}
+
+// TestEmitterKeepsOrder: after Start, the callers only queue; the
+// emitter goroutine emits the push spans, then the root, and when stopped
+// what is left.
+func TestEmitterKeepsOrder(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	p := NewPushes(PushConfig{TracerProvider: provider(exp)})
+	ctx, cancel := context.WithCancel(context.Background())
+	p.Start(ctx)
+	ids := []string{"a.ns", "b.ns", "c.ns"}
+	for _, id := range ids {
+		p.Pushed(id, 0, map[string]string{eds: "e0"}, nil, nil)
+	}
+	p.Seen(Change{Namespace: "ns", Name: "s", UID: "u", ResourceVersion: "1", Seen: time.Now()}, 1)
+	for _, id := range ids {
+		p.Pushed(id, 1, map[string]string{eds: "e1"}, []string{eds}, nil)
+	}
+	p.RoundDone(1)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() { p.Answered(id, eds, "e1", false, "") })
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(exp.GetSpans()) < len(ids)+1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	spans := exp.GetSpans()
+	require.Len(t, spans, len(ids)+1)
+	assert.Equal(t, SpanChange, spans[len(ids)].Name, "the root follows its children")
+
+	cancel()
+	for {
+		p.mu.Lock()
+		running := p.running
+		p.mu.Unlock()
+		if !running {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	// What is queued when the emitter stops is emitted before it returns;
+	// after that, callers emit themselves.
+	exp.Reset()
+	p.mu.Lock()
+	p.running = true // as if the emitter were busy elsewhere
+	p.mu.Unlock()
+	p.Seen(Change{Namespace: "ns", Name: "s", UID: "u", ResourceVersion: "2", Seen: time.Now()}, 2)
+	p.Pushed("a.ns", 2, map[string]string{eds: "e2"}, []string{eds}, nil)
+	p.RoundDone(2)
+	p.Answered("a.ns", eds, "e2", false, "")
+	assert.Empty(t, exp.GetSpans(), "queued for the emitter")
+	p.run(ctx) // cancelled already: drains and returns
+	assert.Len(t, exp.GetSpans(), 2, "a.ns's push and the root")
+	p.Seen(Change{Namespace: "ns", Name: "s", UID: "u", ResourceVersion: "3", Seen: time.Now()}, 3)
+	p.Pushed("b.ns", 3, map[string]string{eds: "e3"}, []string{eds}, nil)
+	p.RoundDone(3)
+	p.Answered("b.ns", eds, "e3", false, "")
+	assert.Len(t, exp.GetSpans(), 4)
+	assert.Zero(t, p.Pending())
 }
 
 func TestSyncSupersededInOneBatch(t *testing.T) {

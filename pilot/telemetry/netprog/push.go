@@ -1,15 +1,13 @@
 package netprog
 
 import (
-	"cmp"
 	"context"
-	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -68,6 +66,9 @@ type PushConfig struct {
 	// OnConverged is called once per change that reached at least one
 	// proxy, with the time from seeing the change until the last affected
 	// proxy answered, and the worst result.
+	//
+	// Both run outside Pushes' lock, possibly concurrently (answers arrive
+	// on every proxy's stream), and may be slow without holding anyone up.
 	OnConverged func(d time.Duration, r Result)
 }
 
@@ -88,24 +89,40 @@ type PushConfig struct {
 // A later push's ACK answers every earlier push still waiting for that
 // type: a snapshot is the whole state, so the newer version includes the
 // older change (its span says weft.superseded=true).
+//
+// Every method decides under one lock what ended and queues it; the spans
+// and the OnPush/OnConverged calls are made outside the lock, by the
+// emitter goroutine after Start, else by the caller after unlocking (see
+// ended). Spans carry explicit timestamps, so emitting them a moment later
+// changes nothing in the data, and the goroutines that report answers
+// (pilot's xDS streams) never wait for the SDK.
 type Pushes struct {
 	cfg     PushConfig
 	tracer  trace.Tracer
 	tracing bool // a TracerProvider was given
+	// noRoot: the TracerProvider ignores forced root IDs (it was not built
+	// with IDGenerator), so no root span is emitted and the push spans
+	// carry the change's attributes themselves. Decided in NewPushes.
+	noRoot bool
 
-	mu      sync.Mutex
-	changes []*pendingChange
-	proxies map[string]*proxyState
-	noRoot  bool // the TracerProvider ignores forced root IDs
+	mu       sync.Mutex
+	changes  []*pendingChange
+	proxies  map[string]*proxyState
+	typeURLs map[typeKey]attribute.KeyValue // weft.xds.type_urls, built once per combination
+	queue    ended                          // finished, not emitted yet
+	running  bool                           // the emitter (Start) drains the queue
+	wake     chan struct{}                  // tells the emitter the queue has work
 }
 
 type pendingChange struct {
 	Change
 	gen     uint64
 	sampled bool
-	// parent and attrs are computed once per change, not per span.
+	// parent, attrs and pushAttrs are computed once per change, not per
+	// span.
 	parent     context.Context
-	attrs      []attribute.KeyValue
+	attrs      []attribute.KeyValue // the root span's
+	pushAttrs  []attribute.KeyValue // what push spans repeat of attrs
 	determined bool
 	pending    int // pushes not answered yet
 	affected   int
@@ -119,14 +136,23 @@ type proxyState struct {
 	pushes []*push
 }
 
+// push is one snapshot set for a proxy. Once finished it is immutable, so
+// spans are built from it after the lock is released.
 type push struct {
-	proxy      string
-	at         time.Time
-	versions   map[string]string
-	await      map[string]bool
-	typeURLs   []string
+	proxy string
+	at    time.Time
+	// await lists the types the push waits for with the versions it sent
+	// (only those matter: see Answered); left counts the unanswered ones.
+	await      []awaited
+	left       int
+	typeURLs   attribute.KeyValue
 	changes    []*pendingChange
 	superseded bool
+}
+
+type awaited struct {
+	url, version string
+	answered     bool
 }
 
 // NewPushes returns an empty tracker.
@@ -151,19 +177,25 @@ func NewPushes(cfg PushConfig) *Pushes {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Pushes{cfg: cfg, tracer: tp.Tracer(TracerName), tracing: tracing, proxies: map[string]*proxyState{}}
+	p := &Pushes{cfg: cfg, tracer: tp.Tracer(TracerName), tracing: tracing,
+		proxies: map[string]*proxyState{}, typeURLs: map[typeKey]attribute.KeyValue{}, wake: make(chan struct{}, 1)}
+	p.noRoot = tracing && !forcesRootIDs(p.tracer)
+	return p
 }
 
 // Seen records a change the model applied at generation gen.
 func (p *Pushes) Seen(c Change, gen uint64) {
+	pc := &pendingChange{Change: c, gen: gen, sampled: p.tracing && c.Traceable() && c.Sampled(p.cfg.SampleRatio)}
+	if pc.sampled {
+		pc.parent, pc.attrs = c.parent(context.Background()), c.attrs()
+		if p.noRoot {
+			pc.pushAttrs = pc.attrs
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.changes) >= p.cfg.MaxPending {
 		p.changes = slices.Delete(p.changes, 0, 1) // forget the oldest; its spans are lost
-	}
-	pc := &pendingChange{Change: c, gen: gen, sampled: p.tracing && c.Traceable() && c.Sampled(p.cfg.SampleRatio)}
-	if pc.sampled {
-		pc.parent, pc.attrs = c.parent(context.Background()), c.attrs()
 	}
 	p.changes = append(p.changes, pc)
 }
@@ -178,23 +210,28 @@ func (p *Pushes) Pending() int {
 
 // Pushed records that proxy's snapshot, built from a view at gen, was set
 // with the given per-type versions. await lists the type URLs whose
-// version changed and that the proxy will be sent (so will ACK or NACK).
+// version changed and that the proxy will be sent (so will ACK or NACK);
+// only their versions are kept, so the caller keeps ownership of both.
 // affected says whether a change touched this proxy's config; nil means
-// every change did.
+// every change did. Pilot calls it before the snapshot is set, so an ACK
+// cannot overtake it.
 func (p *Pushes) Pushed(proxy string, gen uint64, versions map[string]string, await []string, affected func(Change) bool) {
+	pu := &push{proxy: proxy, await: make([]awaited, len(await))}
+	for i, u := range await {
+		pu.await[i] = awaited{url: u, version: versions[u]}
+	}
+	slices.SortFunc(pu.await, func(a, b awaited) int { return strings.Compare(a.url, b.url) })
+	pu.await = slices.CompactFunc(pu.await, func(a, b awaited) bool { return a.url == b.url })
+	pu.left = len(pu.await)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := p.cfg.Now()
+	defer p.unlockAndEmit()
+	pu.at = p.cfg.Now()
 	ps, known := p.proxies[proxy]
 	if !known {
 		// A new proxy's first snapshot is its initial config, not a
 		// change's push; only later changes are attributed to it.
 		ps = &proxyState{gen: gen}
 		p.proxies[proxy] = ps
-	}
-	pu := &push{proxy: proxy, at: now, versions: maps.Clone(versions), await: map[string]bool{}, typeURLs: slices.Sorted(slices.Values(await))}
-	for _, u := range await {
-		pu.await[u] = true
 	}
 	if known {
 		for _, c := range p.changes {
@@ -206,8 +243,11 @@ func (p *Pushes) Pushed(proxy string, gen uint64, versions map[string]string, aw
 		}
 	}
 	ps.gen = max(ps.gen, gen)
-	if len(pu.await) == 0 {
-		p.finish(pu, ACK, "", now)
+	if p.tracing && len(pu.changes) > 0 {
+		pu.typeURLs = p.typeURLsAttr(pu.await)
+	}
+	if pu.left == 0 {
+		p.finish(pu, ACK, "", pu.at)
 		return
 	}
 	ps.pushes = append(ps.pushes, pu)
@@ -227,7 +267,7 @@ func (p *Pushes) Unchanged(proxy string, gen uint64) {
 // gen or later.
 func (p *Pushes) RoundDone(gen uint64) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlockAndEmit()
 	now := p.cfg.Now()
 	for _, c := range slices.Clone(p.changes) {
 		if c.gen <= gen && !c.determined {
@@ -243,17 +283,19 @@ func (p *Pushes) RoundDone(gen uint64) {
 
 // Answered records an ACK (nack false) or NACK of version of typeURL by
 // proxy. It answers the newest push that sent this version and every older
-// push still waiting for the type.
+// push still waiting for the type. (A push that did not wait for the type
+// sent the version its predecessor did, so looking only at pushes that
+// wait for it finds the same ones.)
 func (p *Pushes) Answered(proxy, typeURL, version string, nack bool, detail string) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlockAndEmit()
 	ps := p.proxies[proxy]
 	if ps == nil {
 		return
 	}
 	newest := -1
 	for i, pu := range ps.pushes {
-		if pu.versions[typeURL] == version {
+		if a := pu.waiting(typeURL); a != nil && a.version == version {
 			newest = i
 		}
 	}
@@ -263,7 +305,8 @@ func (p *Pushes) Answered(proxy, typeURL, version string, nack bool, detail stri
 	now := p.cfg.Now()
 	kept := ps.pushes[:0]
 	for i, pu := range ps.pushes {
-		if i > newest || !pu.await[typeURL] {
+		a := pu.waiting(typeURL)
+		if i > newest || a == nil {
 			kept = append(kept, pu)
 			continue
 		}
@@ -271,9 +314,10 @@ func (p *Pushes) Answered(proxy, typeURL, version string, nack bool, detail stri
 			p.finish(pu, NACK, detail, now)
 			continue
 		}
-		delete(pu.await, typeURL)
-		pu.superseded = pu.superseded || pu.versions[typeURL] != version
-		if len(pu.await) > 0 {
+		a.answered = true
+		pu.left--
+		pu.superseded = pu.superseded || a.version != version
+		if pu.left > 0 {
 			kept = append(kept, pu)
 			continue
 		}
@@ -283,10 +327,20 @@ func (p *Pushes) Answered(proxy, typeURL, version string, nack bool, detail stri
 	ps.pushes = kept
 }
 
+// waiting returns the push's unanswered entry for typeURL, or nil.
+func (pu *push) waiting(typeURL string) *awaited {
+	for i := range pu.await {
+		if a := &pu.await[i]; a.url == typeURL && !a.answered {
+			return a
+		}
+	}
+	return nil
+}
+
 // Gone records that proxy disconnected: its unanswered pushes end.
 func (p *Pushes) Gone(proxy string) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlockAndEmit()
 	ps := p.proxies[proxy]
 	if ps == nil {
 		return
@@ -302,7 +356,7 @@ func (p *Pushes) Gone(proxy string) {
 // so a silent proxy cannot hold a trace open forever.
 func (p *Pushes) Expire() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlockAndEmit()
 	p.expire(p.cfg.Now())
 }
 
@@ -321,20 +375,11 @@ func (p *Pushes) expire(now time.Time) {
 	}
 }
 
-// finish ends one push: its metric, one "pilot.push" span per change it
-// carried, and the changes' bookkeeping.
+// finish ends one push: it queues the push's metric and spans (one
+// "pilot.push" per change it carried) and does the changes' bookkeeping.
 func (p *Pushes) finish(pu *push, r Result, detail string, at time.Time) {
-	if p.cfg.OnPush != nil {
-		p.cfg.OnPush(at.Sub(pu.at), r)
-	}
-	for i, c := range pu.changes {
-		if c.sampled {
-			superseded := pu.superseded
-			for _, later := range pu.changes[i+1:] {
-				superseded = superseded || later.sameObject(c.Change)
-			}
-			p.pushSpan(c, pu, r, detail, at, superseded)
-		}
+	p.queue.pushes = append(p.queue.pushes, endedPush{push: pu, result: r, detail: detail, at: at})
+	for _, c := range pu.changes {
 		c.pending--
 		if r != ACK {
 			c.failed++
@@ -347,22 +392,9 @@ func (p *Pushes) finish(pu *push, r Result, detail string, at time.Time) {
 	}
 }
 
-func (p *Pushes) pushSpan(c *pendingChange, pu *push, r Result, detail string, at time.Time, superseded bool) {
-	_, span := p.tracer.Start(c.parent, SpanPush,
-		trace.WithTimestamp(minTime(c.Seen, pu.at)), trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(c.attrs...),
-		trace.WithAttributes(AttrProxyID.String(pu.proxy), AttrTypeURLs.StringSlice(pu.typeURLs),
-			AttrStatus.String(string(r)), AttrSuperseded.Bool(superseded)))
-	if r == ACK {
-		span.SetStatus(codes.Ok, "")
-	} else {
-		span.SetStatus(codes.Error, cmp.Or(detail, string(r)))
-	}
-	span.End(trace.WithTimestamp(at))
-}
-
 // maybeFinish ends a change once its affected proxies are known and all
-// answered: the convergence metric and, when sampled, the root span.
+// answered: it queues the convergence metric and, when sampled, the root
+// span.
 func (p *Pushes) maybeFinish(c *pendingChange) {
 	if !c.determined || c.pending > 0 {
 		return
@@ -372,44 +404,5 @@ func (p *Pushes) maybeFinish(c *pendingChange) {
 		return
 	}
 	p.changes = slices.Delete(p.changes, i, i+1)
-	if c.affected > 0 && p.cfg.OnConverged != nil {
-		p.cfg.OnConverged(c.last.Sub(c.Seen), c.result)
-	}
-	if c.sampled && !p.noRoot {
-		p.rootSpan(c)
-	}
-}
-
-// rootSpan emits the change's root span with the derived IDs, from the
-// trigger time (when the EndpointSlice controller saw the pod change) if
-// known, else from when pilot saw the slice.
-func (p *Pushes) rootSpan(c *pendingChange) {
-	start := c.Seen
-	if !c.Trigger.IsZero() && c.Trigger.Before(start) {
-		start = c.Trigger
-	}
-	want := c.RootSpanContext()
-	_, span := p.tracer.Start(withRootIDs(context.Background(), want), SpanChange,
-		trace.WithNewRoot(), trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(c.attrs...),
-		trace.WithAttributes(AttrAffected.Int(c.affected), AttrNACKed.Int(c.failed)))
-	if got := span.SpanContext(); got.IsValid() && (got.TraceID() != want.TraceID() || got.SpanID() != want.SpanID()) {
-		// Not built with IDGenerator: the span would start a separate
-		// trace. Leave it unended (never exported) and stop trying.
-		p.noRoot = true
-		return
-	}
-	if c.failed > 0 {
-		span.SetStatus(codes.Error, string(c.result))
-	} else {
-		span.SetStatus(codes.Ok, "")
-	}
-	span.End(trace.WithTimestamp(c.last))
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
+	p.queue.changes = append(p.queue.changes, endedChange{change: c, affected: c.affected, failed: c.failed, result: c.result, last: c.last})
 }

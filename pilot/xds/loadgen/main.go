@@ -6,6 +6,12 @@
 //
 //	go run ./pilot/xds/loadgen -proxies 1000 -services 1000 -changes 20
 //
+// With -repeat N it compares telemetry off and on instead: N runs of each,
+// interleaved, every run in a fresh process, then a table of medians and
+// on/off ratios (make bench-controlplane):
+//
+//	go run ./pilot/xds/loadgen -delta -sizes 100x100,1000x100 -changes 40 -repeat 3
+//
 // Traffic stays on 127.0.0.1. The child process keeps the clients' CPU out
 // of pilot's rusage; on a small machine they still compete for cores, which
 // the latency numbers include.
@@ -28,6 +34,8 @@ type options struct {
 	clients                                string // internal: run as the client process with this spec file
 	json                                   bool
 	cpuProfile                             string
+	repeat                                 int    // compare telemetry off/on, this many runs each
+	sizes                                  string // for -repeat: "<proxies>x<services>,..."
 }
 
 func main() {
@@ -43,16 +51,21 @@ func main() {
 	flag.BoolVar(&o.json, "json", false, "print the result as JSON")
 	flag.StringVar(&o.clients, "clients", "", "internal: run simulated proxies described by this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write pilot's CPU profile of the change phase to this file")
+	flag.IntVar(&o.repeat, "repeat", 0, "compare telemetry off and on: this many runs of each, interleaved, each in a fresh process (-telemetry is ignored; -timeout bounds each run)")
+	flag.StringVar(&o.sizes, "sizes", "", "with -repeat: <proxies>x<services> points to compare, comma-separated (default: -proxies x -services)")
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, o.timeout)
-	defer cancelTimeout()
 	var err error
-	if o.clients != "" {
+	switch {
+	case o.clients != "":
 		err = runClients(ctx, o.clients)
-	} else {
+	case o.repeat > 0:
+		err = compare(ctx, o, os.Stdout)
+	default:
+		ctx, cancelTimeout := context.WithTimeout(ctx, o.timeout)
+		defer cancelTimeout()
 		err = run(ctx, o)
 	}
 	if err != nil {

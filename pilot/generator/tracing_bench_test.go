@@ -1,0 +1,360 @@
+package generator_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	uuidv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/request_id/uuid/v3"
+	samplersv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/tracers/opentelemetry/samplers/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/pilot/generator"
+	"github.com/weftmesh/weft/pilot/generator/envoytest"
+)
+
+// tracingVariant is one tracing configuration of the mesh pair.
+type tracingVariant struct {
+	name string
+	// percent is Tracing.SamplingPercent; negative: tracing off.
+	percent float64
+	// edit changes the generated resources of both sides.
+	edit func(*generator.Resources)
+	// spansPerRequest is how many spans each request must export
+	// (checked exactly when not negative).
+	spansPerRequest int
+	// sidecarsTracing is how many spans a sampled request leaves (the
+	// exports of a random sample are checked to be a multiple).
+	sidecarsTracing int
+}
+
+// tracingVariants are compared by BenchmarkTracing and
+// BenchmarkTracingLoad: no tracer, the tracer as generated (1%), the
+// tracer sampling nothing and everything, and two alternatives at 1%:
+// Envoy's request-ID sampling replaced by the OpenTelemetry sampler
+// extension (parent-based, trace-ID ratio), and a tracer on the server
+// side only (one span per hop instead of two: not what the mesh wants,
+// measured to price the client sidecar's span); and, to tell Envoy's
+// tracing path from its OpenTelemetry tracer, Envoy's Zipkin tracer
+// (W3C and B3 propagation) sampling nothing: the collector has no Zipkin
+// receiver, so it cannot replace the OpenTelemetry tracer.
+var tracingVariants = []tracingVariant{
+	{name: "off", percent: -1, spansPerRequest: 0},
+	{name: "on-1pct", percent: 1, spansPerRequest: -1, sidecarsTracing: 2},
+	{name: "on-0pct", percent: 1, edit: setRandomSampling(0), spansPerRequest: 0},
+	{name: "on-100pct", percent: 100, spansPerRequest: 2},
+	{name: "otel-sampler-1pct", percent: 1, edit: useOTelSampler(1), spansPerRequest: -1, sidecarsTracing: 2},
+	{name: "inbound-only-1pct", percent: 1, edit: inboundTracingOnly, spansPerRequest: -1, sidecarsTracing: 1},
+	{name: "zipkin-0pct", percent: 1, edit: useZipkin(0), spansPerRequest: 0},
+}
+
+// editHCMs applies f to every HTTP connection manager of res's listeners
+// named listener (all when empty).
+func editHCMs(res *generator.Resources, listener string, f func(*hcmv3.HttpConnectionManager)) {
+	for _, l := range res.Listeners {
+		if listener != "" && l.GetName() != listener {
+			continue
+		}
+		for _, fc := range l.GetFilterChains() {
+			for _, f2 := range fc.GetFilters() {
+				repack(f2, f, func(*tcpproxyv3.TcpProxy) {})
+			}
+		}
+	}
+}
+
+// useOTelSampler makes the OpenTelemetry tracer decide instead of the
+// connection manager: the UUID request ID no longer samples (every
+// request reaches the tracer as "sampled"), and the tracer's sampler
+// follows a parent's flag and samples pct% of new traces by trace ID.
+func useOTelSampler(pct float64) func(*generator.Resources) {
+	ratio := &corev3.TypedExtensionConfig{
+		Name: "envoy.tracers.opentelemetry.samplers.trace_id_ratio_based",
+		TypedConfig: mustAnyTest(&samplersv3.TraceIdRatioBasedSamplerConfig{SamplingPercentage: &typev3.FractionalPercent{
+			Numerator: uint32(pct * 100), Denominator: typev3.FractionalPercent_TEN_THOUSAND,
+		}}),
+	}
+	sampler := &corev3.TypedExtensionConfig{
+		Name:        "envoy.tracers.opentelemetry.samplers.parent_based",
+		TypedConfig: mustAnyTest(&samplersv3.ParentBasedSamplerConfig{WrappedSampler: ratio}),
+	}
+	rid := mustAnyTest(&uuidv3.UuidRequestIdConfig{UseRequestIdForTraceSampling: wrapperspb.Bool(false)})
+	return func(res *generator.Resources) {
+		editHCMs(res, "", func(h *hcmv3.HttpConnectionManager) {
+			if h.Tracing == nil {
+				return
+			}
+			h.RequestIdExtension = &hcmv3.RequestIDExtension{TypedConfig: rid}
+			otel := &tracev3.OpenTelemetryConfig{}
+			if err := h.Tracing.GetProvider().GetTypedConfig().UnmarshalTo(otel); err != nil {
+				panic(err)
+			}
+			otel.Sampler = sampler
+			h.Tracing.GetProvider().ConfigType = &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAnyTest(otel)}
+		})
+	}
+}
+
+// useZipkin replaces the OpenTelemetry tracer by Envoy's Zipkin tracer
+// (reporting to the same cluster), sampling pct%.
+func useZipkin(pct float64) func(*generator.Resources) {
+	zipkin := mustAnyTest(&tracev3.ZipkinConfig{
+		CollectorCluster: generator.ClusterOTelCollector, CollectorEndpoint: "/api/v2/spans",
+		CollectorEndpointVersion: tracev3.ZipkinConfig_HTTP_JSON, TraceId_128Bit: true,
+		TraceContextOption: tracev3.ZipkinConfig_USE_B3_WITH_W3C_PROPAGATION,
+	})
+	return func(res *generator.Resources) {
+		editHCMs(res, "", func(h *hcmv3.HttpConnectionManager) {
+			if h.Tracing == nil {
+				return
+			}
+			h.Tracing.RandomSampling = &typev3.Percent{Value: pct}
+			h.Tracing.Provider = &tracev3.Tracing_Http{Name: "envoy.tracers.zipkin", ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: zipkin}}
+		})
+	}
+}
+
+// inboundTracingOnly removes the tracer from the outbound listener.
+func inboundTracingOnly(res *generator.Resources) {
+	editHCMs(res, generator.ListenerOutbound, func(h *hcmv3.HttpConnectionManager) { h.Tracing = nil })
+}
+
+func mustAnyTest(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+// setRandomSampling overrides random_sampling on every HTTP connection
+// manager (a Tracing of 0 means the 1% default).
+func setRandomSampling(pct float64) func(*generator.Resources) {
+	return func(res *generator.Resources) {
+		editHCMs(res, "", func(h *hcmv3.HttpConnectionManager) {
+			if h.Tracing != nil {
+				h.Tracing.RandomSampling = &typev3.Percent{Value: pct}
+			}
+		})
+	}
+}
+
+// rotated is vs rotated left by $WEFT_BENCH_ROTATE (default 0). Go's
+// -count repeats each sub-benchmark back to back, which on a shared
+// machine lets one noisy minute land on one variant: interleave instead
+// by running the benchmark binary several times with -count=1 and
+// WEFT_BENCH_ROTATE=0,1,2,..., so that each run starts with another
+// variant.
+func rotated(vs []tracingVariant) []tracingVariant {
+	n, _ := strconv.Atoi(os.Getenv("WEFT_BENCH_ROTATE"))
+	n = (n%len(vs) + len(vs)) % len(vs)
+	return slices.Concat(vs[n:], vs[:n])
+}
+
+// BenchmarkTracing is the per-request cost of the sidecars' tracer on the
+// path client sidecar → server sidecar (mTLS, HTTP/1.1 keep-alive, one
+// worker thread each, sequential requests, no traceparent from the app),
+// with spans exported over OTLP/gRPC to a receiver in the test:
+// latency per request (ns/op) and the CPU the Envoys spent per request
+// (envoy-cpu-us/op, both; client-/server-cpu-us/op, each; from /proc,
+// 10 ms resolution: use -benchtime=20000x or more). Variants that must
+// export a fixed number of spans per request fail otherwise, so a broken
+// tracer config cannot pass for a cheap one.
+func BenchmarkTracing(b *testing.B) {
+	bin, ok := envoytest.Binary()
+	if !ok {
+		b.Skip("no envoy binary (make envoy)")
+	}
+	for _, v := range rotated(tracingVariants) {
+		b.Run(v.name, func(b *testing.B) {
+			p, rec := startTracedPair(b, bin, v)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			get := func() {
+				if err := getOK(client, p.serviceURL+"/"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			const warmup = 200
+			for range warmup {
+				get() // connections, TLS sessions and stats exist before timing
+			}
+			before := pairCPU(b, p)
+			b.ResetTimer()
+			for range b.N {
+				get()
+			}
+			b.StopTimer()
+			reportPairCPU(b, p, before, b.N)
+			checkSpans(b, rec, v, warmup+b.N)
+		})
+	}
+}
+
+// BenchmarkTracingLoad is BenchmarkTracing under concurrent load, as in
+// the cluster's data-plane benchmark: 16 keep-alive connections sharing
+// 1000 requests per second (paced, not closed-loop), b.N requests in
+// all (-benchtime=20000x is 20 s). It reports CPU per request as above
+// and the latency percentiles p50-us and p99-us; ns/op is the pacing.
+func BenchmarkTracingLoad(b *testing.B) {
+	bin, ok := envoytest.Binary()
+	if !ok {
+		b.Skip("no envoy binary (make envoy)")
+	}
+	const conns, qps = 16, 1000
+	for _, v := range rotated(tracingVariants) {
+		b.Run(v.name, func(b *testing.B) {
+			p, rec := startTracedPair(b, bin, v)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}}
+			warm := pacedLoad(client, p.serviceURL+"/", conns, qps, 500)
+			if warm.err != nil {
+				b.Fatal(warm.err)
+			}
+			before := pairCPU(b, p)
+			b.ResetTimer()
+			res := pacedLoad(client, p.serviceURL+"/", conns, qps, b.N)
+			b.StopTimer()
+			if res.err != nil {
+				b.Fatal(res.err)
+			}
+			reportPairCPU(b, p, before, b.N)
+			slices.Sort(res.latencies)
+			b.ReportMetric(float64(res.latencies[len(res.latencies)/2].Microseconds()), "p50-us")
+			b.ReportMetric(float64(res.latencies[len(res.latencies)*99/100].Microseconds()), "p99-us")
+			checkSpans(b, rec, v, 500+b.N)
+		})
+	}
+}
+
+// startTracedPair starts the mesh pair with v's tracing, reporting to a
+// fresh receiver, with Envoy's default export batching (5 spans or 5 s).
+func startTracedPair(b *testing.B, bin string, v tracingVariant) (*meshPair, *otlpReceiver) {
+	b.Helper()
+	rec := startOTLPReceiver(b)
+	var tel generator.Telemetry
+	if v.percent >= 0 {
+		tel.Tracing = &generator.Tracing{CollectorHost: "127.0.0.1", CollectorPort: rec.port, SamplingPercent: v.percent}
+	}
+	return startMeshPairWith(b, bin, pairConfig{portName: "http", edit: v.edit, telemetry: tel}), rec
+}
+
+func getOK(client *http.Client, url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// pairCPU is the CPU ticks both Envoys used so far.
+func pairCPU(b *testing.B, p *meshPair) [2]int64 {
+	return [2]int64{cpuTicks(b, p.client.Pid), cpuTicks(b, p.server.Pid)}
+}
+
+// reportPairCPU reports the CPU per request since before, in µs (Linux
+// counts process time in USER_HZ, 100 ticks per second).
+func reportPairCPU(b *testing.B, p *meshPair, before [2]int64, n int) {
+	now := pairCPU(b, p)
+	perReq := func(ticks int64) float64 { return float64(ticks) * 1e4 / float64(n) }
+	client, server := now[0]-before[0], now[1]-before[1]
+	b.ReportMetric(perReq(client+server), "envoy-cpu-us/op")
+	b.ReportMetric(perReq(client), "client-cpu-us/op")
+	b.ReportMetric(perReq(server), "server-cpu-us/op")
+}
+
+// checkSpans waits for the exports of n requests (Envoy flushes every 5
+// spans or 5 s) and checks their number, so a variant that exports
+// nothing, or too much, cannot pass; it reports spans per request. The
+// framework's first call of a benchmark (b.N = 1, discarded) is not
+// checked, to save the wait.
+func checkSpans(b *testing.B, rec *otlpReceiver, v tracingVariant, n int) {
+	b.Helper()
+	if b.N == 1 {
+		return // the framework's probe run; the measured run checks
+	}
+	var spans []receivedSpan
+	switch {
+	case v.spansPerRequest > 0:
+		want := v.spansPerRequest * n
+		spans = rec.waitSpans(b, 15*time.Second, func(s []receivedSpan) bool { return len(s) >= want })
+		time.Sleep(200 * time.Millisecond) // a late surplus would show
+		if spans = rec.received(); len(spans) != want {
+			b.Fatalf("%s: %d spans exported for %d requests, want %d", v.name, len(spans), n, want)
+		}
+	case v.spansPerRequest == 0:
+		time.Sleep(6 * time.Second) // past one flush interval
+		if spans = rec.received(); len(spans) != 0 {
+			b.Fatalf("%s: %d spans exported, want none: %v", v.name, len(spans), spans[0])
+		}
+	default:
+		time.Sleep(6 * time.Second)
+		// Every tracing sidecar exports a sampled request's span; another
+		// count is only possible mid-flush.
+		spans = rec.waitSpans(b, 6*time.Second, func(s []receivedSpan) bool { return len(s)%v.sidecarsTracing == 0 })
+	}
+	b.ReportMetric(float64(len(spans))/float64(n), "spans/req")
+}
+
+// loadResult is what pacedLoad measured.
+type loadResult struct {
+	latencies []time.Duration
+	err       error
+}
+
+// pacedLoad sends n GETs over conns connections at qps requests per
+// second in all (each connection sends at qps/conns, waiting for its
+// answer before the next, so it falls behind rather than piling up when
+// the proxies are slow).
+func pacedLoad(client *http.Client, url string, conns, qps, n int) loadResult {
+	interval := time.Duration(conns) * time.Second / time.Duration(qps)
+	var (
+		mu   sync.Mutex
+		res  loadResult
+		wg   sync.WaitGroup
+		sent atomic.Int64
+	)
+	start := time.Now()
+	for c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := start.Add(time.Duration(c) * interval / time.Duration(conns))
+			var lat []time.Duration
+			for sent.Add(1) <= int64(n) {
+				time.Sleep(time.Until(next))
+				next = next.Add(interval)
+				t0 := time.Now()
+				if err := getOK(client, url); err != nil {
+					mu.Lock()
+					res.err = err
+					mu.Unlock()
+					return
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return res
+}

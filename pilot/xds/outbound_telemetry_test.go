@@ -1,0 +1,269 @@
+package xds
+
+import (
+	"fmt"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/weftmesh/weft/pilot/generator"
+	"github.com/weftmesh/weft/pilot/model"
+	mt "github.com/weftmesh/weft/pilot/model/modeltest"
+)
+
+// telemetryWorld is three namespaces a, b and c, each with one HTTP
+// Service and one meshed pod; every proxy sees every Service. Pilot's
+// flags trace at 10%.
+func telemetryWorld(t *testing.T) (*Server, *model.Store, map[string]*proxy) {
+	t.Helper()
+	st := model.NewStore(model.StoreConfig{RootNamespace: "weft-system"})
+	s, err := New(Config{Model: st, Authenticator: headerAuthenticator{}, FullConsistencyCheck: true,
+		Generator: generator.Options{Telemetry: generator.Telemetry{Tracing: &generator.Tracing{
+			CollectorHost: "weft-otel-collector.weft-system.svc.cluster.local", CollectorPort: 4317, SamplingPercent: 10}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxies := map[string]*proxy{}
+	for i, n := range []string{"a", "b", "c"} {
+		pod := mt.Pod(n, "app-1", "app", "10.0.0."+string(rune('1'+i)), "app", true)
+		svc := mt.Service(n, "app", "10.96.0."+string(rune('1'+i)), "app", mt.Port("http", 80, 8080))
+		st.UpsertPod(pod)
+		st.UpsertService(svc)
+		st.UpsertEndpointSlice(mt.Slice(svc, pod))
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		pod, _ := st.View().Pod(model.Key{Namespace: n, Name: "app-1"})
+		proxies[n] = s.connect(t.Context(), &corev3.Node{Id: "app-1." + n}, pod, spiffeid.RequireFromString(spiffe(n, "app")), true)
+	}
+	return s, st, proxies
+}
+
+// samplings reads the tracing sampling of every HTTP connection manager
+// of one listener in a proxy's current snapshot (-1: no tracing).
+func samplings(t *testing.T, s *Server, p *proxy, listener string) []float64 {
+	t.Helper()
+	snap, err := s.cache.GetSnapshot(p.nodeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ok := snap.GetResources(resource.ListenerType)[listener].(*listenerv3.Listener)
+	if !ok {
+		t.Fatalf("%s: no listener %s", p.nodeID, listener)
+	}
+	var out []float64
+	for _, fc := range l.GetFilterChains() {
+		for _, f := range fc.GetFilters() {
+			if f.GetName() != wellknown.HTTPConnectionManager {
+				continue
+			}
+			h := &hcmv3.HttpConnectionManager{}
+			if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
+				t.Fatal(err)
+			}
+			pct := -1.0
+			if h.GetTracing() != nil {
+				pct = h.GetTracing().GetRandomSampling().GetValue()
+			}
+			out = append(out, pct)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: listener %s has no HTTP connection manager", p.nodeID, listener)
+	}
+	return out
+}
+
+func wantSampling(t *testing.T, s *Server, p *proxy, want float64) {
+	t.Helper()
+	for _, l := range []string{generator.ListenerOutbound, generator.ListenerInbound} {
+		for _, got := range samplings(t, s, p, l) {
+			if got != want {
+				t.Errorf("%s %s: sampling %v, want %v (-1: off)", p.nodeID, l, got, want)
+			}
+		}
+	}
+}
+
+// A namespace's Telemetry reaches its proxies' snapshots and no others;
+// it does not rebuild the per-Service fragments, and namespaces with the
+// same effective tracing keep sharing one outbound part.
+func TestTelemetryReachesOnlyItsNamespace(t *testing.T) {
+	s, st, proxies := telemetryWorld(t)
+	part := func(n string) *part {
+		t.Helper()
+		out, err := s.outbound(st.View(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		wantSampling(t, s, proxies[n], 10)
+	}
+	if part("a") != part("b") || part("b") != part("c") {
+		t.Fatal("namespaces that see the same Services do not share an outbound part")
+	}
+	before := map[string]*builtSnapshot{}
+	for n, p := range proxies {
+		before[n] = p.last
+	}
+	f1, err := s.fragmentsFor(st.View())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// c samples 50%; b says "on", which is what the flags say already.
+	st.UpsertTelemetry(&model.TelemetryPolicy{Namespace: "c", Name: "default", Generation: 1,
+		Settings: model.TelemetrySettings{TracingDisabled: model.Some(false), SamplingPercent: model.Some(50.0)}})
+	st.UpsertTelemetry(&model.TelemetryPolicy{Namespace: "b", Name: "default", Generation: 1,
+		Settings: model.TelemetrySettings{TracingDisabled: model.Some(false)}})
+	s.pushAll(t.Context())
+
+	wantSampling(t, s, proxies["a"], 10)
+	wantSampling(t, s, proxies["b"], 10)
+	wantSampling(t, s, proxies["c"], 50)
+	for n, p := range proxies {
+		if same := sameVersions(before[n], p.last); same != (n != "c") {
+			t.Errorf("%s: snapshot unchanged = %v, want a new one only in c", n, same)
+		}
+	}
+	lds := "type.googleapis.com/envoy.config.listener.v3.Listener"
+	for url, v := range before["c"].versions {
+		if changed := proxies["c"].last.versions[url] != v; changed != (url == lds) {
+			t.Errorf("c: %s changed = %v, want only LDS", shortTypes[url], changed)
+		}
+	}
+	if part("a") != part("b") {
+		t.Error("a and b have the same tracing but no longer share an outbound part")
+	}
+	if part("a") == part("c") {
+		t.Error("c's tracing differs but it shares a's outbound part")
+	}
+	f2, err := s.fragmentsFor(st.View())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, f := range f2.bySvc {
+		if f1.bySvc[k] != f {
+			t.Errorf("%s: fragment rebuilt for a namespace's Telemetry", k)
+		}
+	}
+
+	// The root namespace's Telemetry is mesh-wide: it turns tracing off in
+	// a and b (fragments rebuilt without a tracer); c's own Telemetry
+	// keeps it on there.
+	st.UpsertTelemetry(&model.TelemetryPolicy{Namespace: "weft-system", Name: "mesh", Generation: 1,
+		Settings: model.TelemetrySettings{TracingDisabled: model.Some(true)}})
+	s.pushAll(t.Context())
+	wantSampling(t, s, proxies["a"], -1)
+	wantSampling(t, s, proxies["c"], 50)
+	// b said "on" explicitly, which beats the root's "off".
+	wantSampling(t, s, proxies["b"], 10)
+	f3, err := s.fragmentsFor(st.View())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, f := range f3.bySvc {
+		if f2.bySvc[k] == f {
+			t.Errorf("%s: fragment kept across a mesh-wide tracing change", k)
+		}
+	}
+	if _, ok := proxies["a"].last.snap.GetResources(resource.ClusterType)[generator.ClusterOTelCollector]; ok {
+		t.Error("a: collector cluster kept with tracing off")
+	}
+	if _, ok := proxies["c"].last.snap.GetResources(resource.ClusterType)[generator.ClusterOTelCollector]; !ok {
+		t.Error("c: no collector cluster with tracing on")
+	}
+
+	// Deleting c's Telemetry puts c back on the mesh-wide setting.
+	st.DeleteTelemetry(model.Key{Namespace: "c", Name: "default"})
+	s.pushAll(t.Context())
+	wantSampling(t, s, proxies["c"], -1)
+	if part("a") != part("c") {
+		t.Error("a and c are both off but do not share an outbound part")
+	}
+}
+
+// Access logging by Telemetry reaches the inbound part of the namespace's
+// proxies only.
+func TestTelemetryAccessLogging(t *testing.T) {
+	s, st, proxies := telemetryWorld(t)
+	st.UpsertTelemetry(&model.TelemetryPolicy{Namespace: "a", Name: "default", Generation: 1,
+		Settings: model.TelemetrySettings{AccessLogDisabled: model.Some(false)}})
+	s.pushAll(t.Context())
+	for n, p := range proxies {
+		l := p.last.snap.GetResources(resource.ListenerType)[generator.ListenerInbound].(*listenerv3.Listener)
+		logs := 0
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				if f.GetName() != wellknown.HTTPConnectionManager {
+					continue
+				}
+				h := &hcmv3.HttpConnectionManager{}
+				if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
+					t.Fatal(err)
+				}
+				for _, a := range h.GetAccessLog() {
+					if a.GetName() == "envoy.access_loggers.stdout" {
+						logs++
+					}
+				}
+			}
+		}
+		if (logs > 0) != (n == "a") {
+			t.Errorf("%s: %d stdout access logs, want them only in a", n, logs)
+		}
+	}
+}
+
+// BenchmarkPushNamespaceTelemetry is BenchmarkPush's 100 proxies × 100
+// Services with tracing on, and one namespace of ten whose Telemetry
+// changes its sampling (its own outbound part, re-edited filters): an
+// EndpointSlice change per round, as there.
+func BenchmarkPushNamespaceTelemetry(b *testing.B) {
+	for _, override := range []bool{false, true} {
+		b.Run(fmt.Sprintf("override=%v", override), func(b *testing.B) {
+			st := model.NewStore(model.StoreConfig{RootNamespace: "weft-system"})
+			var svcs []*model.Service
+			var pods []*model.Pod
+			for i := range 100 {
+				ns := fmt.Sprintf("ns-%d", i%10)
+				svc := mt.Service(ns, fmt.Sprintf("svc-%d", i), fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), fmt.Sprintf("app-%d", i), mt.Port("http", 80, 8080))
+				st.UpsertService(svc)
+				svcs = append(svcs, svc)
+				p := mt.Pod(ns, fmt.Sprintf("pod-%d", i), "sa", fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), fmt.Sprintf("app-%d", i), true)
+				st.UpsertPod(p)
+				pods = append(pods, p)
+				st.UpsertEndpointSlice(mt.Slice(svc, p))
+			}
+			if override {
+				st.UpsertTelemetry(&model.TelemetryPolicy{Namespace: "ns-3", Name: "default",
+					Settings: model.TelemetrySettings{SamplingPercent: model.Some(50.0)}})
+			}
+			s, err := New(Config{Model: st, Authenticator: headerAuthenticator{},
+				Generator: generator.Options{Telemetry: generator.Telemetry{Tracing: &generator.Tracing{
+					CollectorHost: "weft-otel-collector.weft-system.svc.cluster.local", CollectorPort: 4317}}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, p := range pods {
+				s.connect(b.Context(), &corev3.Node{Id: p.Name + "." + p.Namespace}, p, spiffeid.RequireFromString("spiffe://cluster.local/x"), true)
+			}
+			b.ResetTimer()
+			for n := range b.N {
+				extra := mt.Pod(svcs[0].Namespace, "extra", "sa", "10.200.0.1", "x", true)
+				if n%2 == 0 {
+					st.UpsertEndpointSlice(mt.Slice(svcs[0], extra))
+				} else {
+					st.UpsertEndpointSlice(mt.Slice(svcs[0]))
+				}
+				s.pushAll(b.Context())
+			}
+		})
+	}
+}
