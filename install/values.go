@@ -99,6 +99,9 @@ type TraceStoreValues struct {
 // TracingValues configure the sidecars' Envoy tracer, which reports to the
 // chart's collector when it is enabled.
 type TracingValues struct {
+	// Enabled turns the tracer on by default (pilot's --tracing); off,
+	// Telemetry resources turn it on where wanted.
+	Enabled bool `json:"enabled"`
 	// Sampling is the percent (0-100) of requests without a sampled W3C
 	// traceparent that start a trace (pilot's --tracing-sampling).
 	Sampling float64 `json:"sampling"`

@@ -92,6 +92,12 @@ type Tracing struct {
 	// Telemetry's randomSamplingPercentage overrides it (and there 0
 	// means 0: TracingSetting is exact).
 	SamplingPercent float64
+	// Off makes tracing opt-in: the collector is known, so a Telemetry
+	// resource can turn tracing on for a namespace (or, in the root
+	// namespace, the mesh), but without one the sidecars do not trace.
+	// Envoy's tracer costs every request it sees, sampled or not
+	// (docs/observability.md, "Tracing: what a request costs").
+	Off bool
 }
 
 // ClusterOTelCollector is the cluster spans are sent to.
@@ -135,7 +141,7 @@ func (s TracingSetting) On() bool { return s.CollectorHost != "" }
 // s disables it; else on, sampling s's percentage or the flags'.
 func (t Telemetry) TracingFor(s model.TelemetrySettings) TracingSetting {
 	tr := t.Tracing
-	if tr == nil || s.TracingDisabled.Or(false) {
+	if tr == nil || s.TracingDisabled.Or(tr.Off) {
 		return TracingSetting{}
 	}
 	pct := tr.SamplingPercent

@@ -271,6 +271,7 @@ func TestAccessLogSelection(t *testing.T) {
 func TestTracingFor(t *testing.T) {
 	host := "collector.weft-system.svc"
 	flags := generator.Telemetry{Tracing: &generator.Tracing{CollectorHost: host, CollectorPort: 4317, SamplingPercent: 10}}
+	optIn := generator.Telemetry{Tracing: &generator.Tracing{CollectorHost: host, CollectorPort: 4317, SamplingPercent: 10, Off: true}}
 	on := func(pct float64) generator.TracingSetting {
 		return generator.TracingSetting{CollectorHost: host, CollectorPort: 4317, SamplingPercent: pct}
 	}
@@ -287,6 +288,9 @@ func TestTracingFor(t *testing.T) {
 		{"telemetry zero sampling is zero", flags, model.TelemetrySettings{SamplingPercent: model.Some(0.0)}, on(0)},
 		{"telemetry enables explicitly", flags, model.TelemetrySettings{TracingDisabled: model.Some(false)}, on(10)},
 		{"telemetry disables", flags, model.TelemetrySettings{TracingDisabled: model.Some(true), SamplingPercent: model.Some(5.0)}, generator.TracingSetting{}},
+		{"opt-in: off by default", optIn, model.TelemetrySettings{}, generator.TracingSetting{}},
+		{"opt-in: a sampling percentage alone does not enable", optIn, model.TelemetrySettings{SamplingPercent: model.Some(5.0)}, generator.TracingSetting{}},
+		{"opt-in: telemetry enables", optIn, model.TelemetrySettings{TracingDisabled: model.Some(false)}, on(10)},
 		{"no collector: telemetry cannot enable", generator.Telemetry{},
 			model.TelemetrySettings{TracingDisabled: model.Some(false), SamplingPercent: model.Some(5.0)}, generator.TracingSetting{}},
 	} {

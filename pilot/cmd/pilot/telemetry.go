@@ -24,6 +24,7 @@ type telemetryFlags struct {
 	accessLogNamespaces string
 	collector           string
 	sampling            float64
+	tracing             bool
 	requestMetrics      bool
 }
 
@@ -31,6 +32,7 @@ func (t *telemetryFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&t.accessLog, "access-log", false, "JSON access logs on every sidecar's stdout (Telemetry resources override it per namespace; pods opt in or out with label "+generator.LabelAccessLog+"=true|false)")
 	fs.StringVar(&t.accessLogNamespaces, "access-log-namespaces", "", "comma-separated namespaces --access-log applies to (empty: all)")
 	fs.StringVar(&t.collector, "tracing-collector", "", "host:port of an OTLP/gRPC collector sidecars send spans to (empty: no tracing, and Telemetry resources cannot turn it on)")
+	fs.BoolVar(&t.tracing, "tracing", true, "with --tracing-collector: sidecars trace by default; false: only where a Telemetry resource turns tracing on (in a namespace, or mesh-wide in the root namespace)")
 	fs.Float64Var(&t.sampling, "tracing-sampling", generator.DefaultSamplingPercent, "percent of requests without a sampled traceparent that start a trace (Telemetry resources override it)")
 	fs.BoolVar(&t.requestMetrics, "request-metrics", true, "servers' sidecars record request metrics (envoy_weft_*) naming both workloads, and clients' sidecars send the headers that name them (Telemetry resources override it: per namespace for recording, in the root namespace for the headers)")
 }
@@ -54,7 +56,7 @@ func (t telemetryFlags) options() (generator.Telemetry, error) {
 	if err != nil || p == 0 {
 		return out, fmt.Errorf("--tracing-collector %q: bad port", t.collector)
 	}
-	out.Tracing = &generator.Tracing{CollectorHost: host, CollectorPort: uint32(p), SamplingPercent: t.sampling}
+	out.Tracing = &generator.Tracing{CollectorHost: host, CollectorPort: uint32(p), SamplingPercent: t.sampling, Off: !t.tracing}
 	return out, nil
 }
 

@@ -13,7 +13,7 @@ import (
 
 func TestTelemetryFlags(t *testing.T) {
 	got, err := telemetryFlags{accessLog: true, accessLogNamespaces: "shop, bookinfo", collector: "otel.weft-system.svc:4317", sampling: 5,
-		requestMetrics: true}.options()
+		tracing: true, requestMetrics: true}.options()
 	require.NoError(t, err)
 	assert.Equal(t, generator.Telemetry{
 		AccessLog: generator.AccessLog{Enabled: true, Namespaces: []string{"shop", "bookinfo"}},
@@ -48,6 +48,27 @@ func TestRequestMetricsFlag(t *testing.T) {
 		got, err := f.options()
 		require.NoError(t, err)
 		assert.Equal(t, tc.wantDisabled, got.RequestMetricsDisabled, "%v", tc.args)
+	}
+}
+
+// TestTracingFlag: with a collector, tracing is on by default unless
+// --tracing=false makes it opt-in (Tracing.Off).
+func TestTracingFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantOff bool
+	}{
+		{args: []string{"--tracing-collector=otel:4317"}},
+		{args: []string{"--tracing-collector=otel:4317", "--tracing=false"}, wantOff: true},
+	} {
+		var f telemetryFlags
+		fs := flag.NewFlagSet("pilot", flag.ContinueOnError)
+		f.register(fs)
+		require.NoError(t, fs.Parse(tc.args))
+		got, err := f.options()
+		require.NoError(t, err)
+		require.NotNil(t, got.Tracing, "%v", tc.args)
+		assert.Equal(t, tc.wantOff, got.Tracing.Off, "%v", tc.args)
 	}
 }
 
