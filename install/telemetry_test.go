@@ -91,6 +91,7 @@ func TestCollectorIsWhereComponentsPush(t *testing.T) {
 	}
 	pilot := podSpec(t, objs, "Deployment", "weft-system", "weft-pilot").Containers[0].Args
 	assert.Contains(t, pilot, "--tracing-collector=weft-otel-collector.weft-system.svc.cluster.local:4317")
+	assert.Contains(t, pilot, "--tracing=true", "with the collector, the sidecars trace by default")
 	assert.Contains(t, pilot, "--tracing-sampling=1")
 
 	// Another cluster domain, another sampling rate.

@@ -99,8 +99,8 @@ type TraceStoreValues struct {
 // TracingValues configure the sidecars' Envoy tracer, which reports to the
 // chart's collector when it is enabled.
 type TracingValues struct {
-	// Enabled turns the tracer on by default (pilot's --tracing); off,
-	// Telemetry resources turn it on where wanted.
+	// Enabled turns tracing on by default (pilot's --tracing; the chart's
+	// default); off, Telemetry resources turn it on where wanted.
 	Enabled bool `json:"enabled"`
 	// Sampling is the percent (0-100) of requests without a sampled W3C
 	// traceparent that start a trace (pilot's --tracing-sampling).
@@ -201,7 +201,7 @@ func Defaults() Values {
 				TraceStore: TraceStoreValues{MaxTraces: 1000, MaxSpansPerTrace: 1000,
 					Resources: Resources{Requests: ResourceList{CPU: "10m", Memory: "32Mi"}, Limits: ResourceList{Memory: "256Mi"}}},
 			},
-			Tracing:        TracingValues{Sampling: 1},
+			Tracing:        TracingValues{Enabled: true, Sampling: 1},
 			AccessLog:      AccessLogValues{Namespaces: []string{}},
 			RequestMetrics: RequestMetricsValues{Enabled: true},
 		},

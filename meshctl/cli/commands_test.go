@@ -217,9 +217,10 @@ func TestProxyStatus(t *testing.T) {
 	require.Equal(t, 0, r.code, r.errOut)
 	lines := strings.Split(strings.TrimSpace(r.out), "\n")
 	require.Len(t, lines, 4, r.out)
-	assert.Equal(t, []string{"NAME", "CDS", "LDS", "EDS", "RDS", "PILOT", "VERSION"}, strings.Fields(lines[0]))
+	assert.Equal(t, []string{"NAME", "CDS", "LDS", "EDS", "RDS", "SRDS", "PILOT", "VERSION"}, strings.Fields(lines[0]))
 	for i, pod := range []string{"cart-1.shop", "curl-1.shop", "web-1.shop"} {
-		assert.Equal(t, []string{pod, "SYNCED", "SYNCED", "SYNCED", "SYNCED", fakekube.PilotPod, "1.2.0"}, strings.Fields(lines[i+1]))
+		// No tracing: pilot reports no SRDS.
+		assert.Equal(t, []string{pod, "SYNCED", "SYNCED", "SYNCED", "SYNCED", "-", fakekube.PilotPod, "1.2.0"}, strings.Fields(lines[i+1]))
 	}
 
 	// The kubeconfig's namespace is the default one.

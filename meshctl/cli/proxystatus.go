@@ -23,9 +23,10 @@ func (a *app) proxyStatusCmd() *cobra.Command {
 		Aliases: []string{"ps"},
 		Short:   "Show every proxy's xDS sync state (SYNCED, STALE with age, NACKED with Envoy's error)",
 		Long: `Proxy-status reads pilot's /debug/syncz through the API server and shows, for
-every connected sidecar and each xDS type (CDS, LDS, EDS, RDS), whether it
-acknowledged the config pilot wants it to have: SYNCED; STALE (sent or due,
-not acknowledged yet, with its age); or NACKED with Envoy's error message.
+every connected sidecar and each xDS type (CDS, LDS, EDS, RDS; SRDS with
+tracing on), whether it acknowledged the config pilot wants it to have:
+SYNCED; STALE (sent or due, not acknowledged yet, with its age); or NACKED
+with Envoy's error message.
 Meshed pods whose sidecar runs but is not connected are listed as NOT
 CONNECTED. The exit code is 1 when a proxy is NACKED, not connected, or STALE
 for longer than --stale-after.`,

@@ -126,6 +126,20 @@ func TestSelectRoute(t *testing.T) {
 	}
 	c, _ := SelectRoute(rc, Request{Host: "b.example.com", Path: "/other"})
 	assert.Equal(t, []string{"hdr"}, c.Skipped)
+
+	// Pilot's tracing detours come first and are passed over silently:
+	// they route with the same table.
+	traced := RouteConfig{Name: "t", VirtualHosts: []VirtualHost{{Name: "any", Domains: []string{"*"}, Routes: []Route{
+		{Name: "weft.trace-sampled", Match: RouteMatch{Prefix: &prefix, Headers: []struct {
+			Name string `json:"name"`
+		}{{Name: "traceparent"}}}},
+		{Name: "weft.trace-random", Match: RouteMatch{Prefix: &prefix}},
+		{Name: "default", Match: RouteMatch{Prefix: &prefix}},
+	}}}}
+	c, ok := SelectRoute(traced, Request{Host: "x", Path: "/"})
+	assert.True(t, ok)
+	assert.Equal(t, "default", c.Route.Name)
+	assert.Empty(t, c.Skipped)
 }
 
 func TestSecrets(t *testing.T) {

@@ -120,7 +120,7 @@ func SelectRoute(rc RouteConfig, req Request) (RouteChoice, bool) {
 	}
 	out := RouteChoice{VirtualHost: vh}
 	for _, r := range vh.Routes {
-		if !pathMatches(r.Match, req.Path) {
+		if !pathMatches(r.Match, req.Path) || isTracingDetour(r) {
 			continue
 		}
 		if len(r.Match.Headers) > 0 || len(r.Match.QueryParameters) > 0 {
@@ -132,6 +132,12 @@ func SelectRoute(rc RouteConfig, req Request) (RouteChoice, bool) {
 	}
 	return out, false
 }
+
+// isTracingDetour reports a route pilot puts first in a table with tracing
+// on (pilot/generator/tracedetour.go): it sends the requests to trace
+// through a traced listener that routes them with the same table, so the
+// choice is the table's next route either way.
+func isTracingDetour(r Route) bool { return strings.HasPrefix(r.Name, "weft.trace-") }
 
 func routeName(r Route) string {
 	if r.Name != "" {

@@ -31,8 +31,9 @@ const (
 	SynczPath   = "/debug/syncz"
 )
 
-// Types are the xDS types shown, in column order.
-var Types = []string{"CDS", "LDS", "EDS", "RDS"}
+// Types are the xDS types shown, in column order. SRDS is "-" unless
+// tracing is on (the traced outbound listener's scoped routes).
+var Types = []string{"CDS", "LDS", "EDS", "RDS", "SRDS"}
 
 // PilotStatus is one pilot replica's report.
 type PilotStatus struct {

@@ -15,12 +15,14 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	internallistenerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/bootstrap/internal_listener/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/weftmesh/weft/api/annotation"
 	"github.com/weftmesh/weft/pilot/caserver"
 	"github.com/weftmesh/weft/pilot/identity"
 	"github.com/weftmesh/weft/pilot/telemetry/envoystats"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -206,6 +208,8 @@ func Bootstrap(cfg BootstrapConfig) (*bootstrapv3.Bootstrap, error) {
 		// Request stats on 15090 labelled by workload, direction and
 		// destination, named as pilot names clusters.
 		StatsConfig: envoystats.StatsConfig(envoystats.WorkloadName(cfg.Pod.Name), cfg.Pod.Namespace, cfg.ClusterDomain),
+		// Internal listeners: pilot's tracing detour (pilot/generator).
+		BootstrapExtensions: []*corev3.TypedExtensionConfig{InternalListenerExtension()},
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
 			Listeners: []*listenerv3.Listener{
 				makeRouteListener(ListenerStats, cfg.ListenAddress, cfg.StatsPort, StatsPath, ClusterPrometheusStats),
@@ -230,6 +234,16 @@ func Bootstrap(cfg BootstrapConfig) (*bootstrapv3.Bootstrap, error) {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	return b, nil
+}
+
+// InternalListenerExtension lets Envoy run internal listeners
+// (https://www.envoyproxy.io/docs/envoy/v1.37.0/configuration/other_features/internal_listener).
+func InternalListenerExtension() *corev3.TypedExtensionConfig {
+	a, err := anypb.New(&internallistenerv3.InternalListener{})
+	if err != nil {
+		panic(err) // a fixed, valid message
+	}
+	return &corev3.TypedExtensionConfig{Name: "envoy.bootstrap.internal_listener", TypedConfig: a}
 }
 
 // MarshalBootstrap encodes b as indented JSON, which Envoy reads for a

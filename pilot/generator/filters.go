@@ -89,15 +89,20 @@ func baseHCM(statPrefix string) *hcmv3.HttpConnectionManager {
 // (https://www.envoyproxy.io/docs/envoy/v1.37.0/configuration/http/http_filters/fault_filter).
 func outboundHCM(statPrefix, routeName string) *listenerv3.Filter {
 	h := baseHCM(statPrefix)
-	h.HttpFilters = []*hcmv3.HttpFilter{{
-		Name:       wellknown.Fault,
-		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})},
-	}, routerFilter()}
+	h.HttpFilters = outboundHTTPFilters()
 	h.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 		ConfigSource:    adsConfig(),
 		RouteConfigName: routeName,
 	}}
 	return hcmFilter(h)
+}
+
+// outboundHTTPFilters are the fault filter and the router.
+func outboundHTTPFilters() []*hcmv3.HttpFilter {
+	return []*hcmv3.HttpFilter{{
+		Name:       wellknown.Fault,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})},
+	}, routerFilter()}
 }
 
 // inboundHCM forwards to the app and tells it who called: on mTLS

@@ -85,6 +85,9 @@ type Resources struct {
 	Clusters  []*clusterv3.Cluster
 	Routes    []*routev3.RouteConfiguration
 	Endpoints []*endpointv3.ClusterLoadAssignment
+	// ScopedRoutes (SRDS) map HeaderTracedRoute values to route tables
+	// for the traced outbound listener; empty without tracing.
+	ScopedRoutes []*routev3.ScopedRouteConfiguration
 }
 
 // Merge returns the union of r and o (names must not collide).
@@ -94,6 +97,8 @@ func (r *Resources) Merge(o *Resources) *Resources {
 		Clusters:  slices.Concat(r.Clusters, o.Clusters),
 		Routes:    slices.Concat(r.Routes, o.Routes),
 		Endpoints: slices.Concat(r.Endpoints, o.Endpoints),
+
+		ScopedRoutes: slices.Concat(r.ScopedRoutes, o.ScopedRoutes),
 	}
 	out.sort()
 	return out
@@ -103,6 +108,7 @@ func (r *Resources) sort() {
 	slices.SortFunc(r.Listeners, func(a, b *listenerv3.Listener) int { return cmp.Compare(a.GetName(), b.GetName()) })
 	slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
 	slices.SortFunc(r.Routes, func(a, b *routev3.RouteConfiguration) int { return cmp.Compare(a.GetName(), b.GetName()) })
+	slices.SortFunc(r.ScopedRoutes, func(a, b *routev3.ScopedRouteConfiguration) int { return cmp.Compare(a.GetName(), b.GetName()) })
 	slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
 		return cmp.Compare(a.GetClusterName(), b.GetClusterName())
 	})

@@ -30,12 +30,11 @@ type ServiceConfig struct {
 	Routes    []*routev3.RouteConfiguration
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	chains    []outboundChain
-	// tracing is the setting the chains' HTTP filters were built with
-	// (meshTracing); variants are copies for other settings, made on
-	// demand by filterFor.
+	// tracing is the setting Routes were built with (meshTracing);
+	// variants are copies for other settings, made on demand by routesFor.
 	tracing  TracingSetting
 	mu       sync.Mutex
-	variants map[TracingSetting][]*listenerv3.Filter
+	variants map[TracingSetting][]*routev3.RouteConfiguration
 }
 
 // outboundChain is a filter chain before assembly: headless chains may
@@ -152,8 +151,9 @@ func (rt serviceRoutes) table(name string, port int32) *routev3.RouteConfigurati
 // routes, the passthrough cluster, and the outbound listener. A pod IP and
 // port routed by two headless Services goes to the first, since Envoy
 // rejects a listener whose chains match the same traffic twice. tracing
-// is the namespace's (Telemetry.TracingFor); HTTP chains whose fragment
-// was built with another setting get a re-edited copy of their filter.
+// is the namespace's (Telemetry.TracingFor): route tables built with
+// another setting are swapped for copies (routesFor), and with tracing
+// on the traced internal listener serves every route table.
 func AssembleOutbound(opts Options, services []*ServiceConfig, tracing TracingSetting) *Resources {
 	opts = opts.withDefaults()
 	res := &Resources{}
@@ -163,8 +163,7 @@ func AssembleOutbound(opts Options, services []*ServiceConfig, tracing TracingSe
 		res.Clusters = append(res.Clusters, sc.Clusters...)
 		res.Endpoints = append(res.Endpoints, sc.Endpoints...)
 		routes := map[string]bool{}
-		for i, c := range sc.chains {
-			c.filter = sc.filterFor(i, tracing)
+		for _, c := range sc.chains {
 			addrs := c.addrs
 			if c.headless {
 				addrs = slices.DeleteFunc(slices.Clone(addrs), func(a netip.Addr) bool {
@@ -180,7 +179,7 @@ func AssembleOutbound(opts Options, services []*ServiceConfig, tracing TracingSe
 			chains = append(chains, makeOutboundChain(c, addrs))
 			routes[c.route] = true
 		}
-		for _, r := range sc.Routes {
+		for _, r := range sc.routesFor(tracing) {
 			if routes[r.GetName()] {
 				res.Routes = append(res.Routes, r)
 			}
@@ -188,6 +187,12 @@ func AssembleOutbound(opts Options, services []*ServiceConfig, tracing TracingSe
 	}
 	res.Clusters = append(res.Clusters, makePassthroughCluster(opts, ClusterPassthrough))
 	res.Listeners = append(res.Listeners, makeOutboundListener(opts, chains))
+	if tracing.On() {
+		l, c := tracing.tracedOutbound(opts)
+		res.Listeners = append(res.Listeners, l)
+		res.Clusters = append(res.Clusters, c)
+		res.ScopedRoutes = tracedScopes(res.Routes)
+	}
 	res.sort()
 	return res
 }

@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -240,36 +241,45 @@ func accessLog(pod *model.Pod, http bool) *accesslogv3.AccessLog {
 	}
 }
 
-// applyInboundTelemetry adds the access log and tracing to a proxy's own,
-// freshly generated resources (nothing there is shared, so editing in
-// place is safe), and the collector cluster every HTTP connection manager
-// of the proxy reports to. s are the Telemetry settings of the pod's
-// namespace.
+// applyInboundTelemetry adds the access log and the tracing detour
+// (tracedetour.go) to a proxy's own, freshly generated resources (nothing
+// there is shared, so editing in place is safe), with the traced internal
+// listener of each HTTP port and the collector cluster they report to. s
+// are the Telemetry settings of the pod's namespace.
 func applyInboundTelemetry(opts Options, s model.TelemetrySettings, pod *model.Pod, res *Resources) {
 	logs := opts.Telemetry.AccessLog.For(pod, s)
 	tr := opts.Telemetry.TracingFor(s)
 	if !logs && !tr.On() {
 		return
 	}
-	// The chains of one port (mTLS, plaintext, the app's own TLS) share
-	// their filter messages: edit each once.
-	seen := map[*listenerv3.Filter]bool{}
+	traced := map[string]bool{}
+	var listeners []*listenerv3.Listener
 	for _, l := range res.Listeners {
 		if l.GetName() != ListenerInbound {
 			continue
 		}
+		// Every chain has its own filters (applyInboundRequestMetrics).
 		for _, fc := range l.GetFilterChains() {
+			// Mesh callers' sidecars drew the random sample already.
+			mtls := fc.GetTransportSocket() != nil
 			for _, f := range fc.GetFilters() {
-				if seen[f] {
-					continue
-				}
-				seen[f] = true
 				editFilter(f, func(h *hcmv3.HttpConnectionManager) {
 					if logs {
 						h.AccessLog = append(h.AccessLog, accessLog(pod, true))
 					}
-					if tr.On() {
-						h.Tracing = tr.hcmTracing()
+					if !tr.On() {
+						return
+					}
+					rc := h.GetRouteConfig() // inboundHCM's, named after its cluster
+					cluster := rc.GetName()
+					for _, vh := range rc.GetVirtualHosts() {
+						vh.Routes = slices.Concat(tr.detourRoutes(TracedInboundName(cluster), "", !mtls), vh.Routes)
+					}
+					if !traced[cluster] {
+						traced[cluster] = true
+						l, c := tr.tracedInbound(opts, cluster, h.GetStatPrefix())
+						listeners = append(listeners, l)
+						res.Clusters = append(res.Clusters, c)
 					}
 				}, func(t *tcpproxyv3.TcpProxy) {
 					if logs {
@@ -279,6 +289,7 @@ func applyInboundTelemetry(opts Options, s model.TelemetrySettings, pod *model.P
 			}
 		}
 	}
+	res.Listeners = append(res.Listeners, listeners...)
 	if tr.On() {
 		res.Clusters = append(res.Clusters, tr.collectorCluster(opts))
 	}
@@ -292,53 +303,47 @@ func meshTracing(opts Options, v *model.View) TracingSetting {
 	return opts.Telemetry.TracingFor(v.Telemetry(v.RootNamespace()))
 }
 
-// applyOutboundTelemetry turns on tracing in a Service's freshly built
-// outbound HTTP connection managers and records the setting, so assembly
-// can tell which namespaces need other filters.
+// applyOutboundTelemetry puts the tracing detour (tracedetour.go) at the
+// top of a Service's freshly built route tables and records the setting,
+// so assembly can tell which namespaces need other tables.
 func applyOutboundTelemetry(tr TracingSetting, sc *ServiceConfig) {
 	sc.tracing = tr
 	if !tr.On() {
 		return
 	}
-	for i := range sc.chains {
-		if sc.chains[i].route == "" {
-			continue
-		}
-		// Headless chains of one port share one filter: edit a copy per
-		// chain rather than the shared message twice.
-		f := proto.Clone(sc.chains[i].filter).(*listenerv3.Filter)
-		editFilter(f, func(h *hcmv3.HttpConnectionManager) { h.Tracing = tr.hcmTracing() }, nil)
-		sc.chains[i].filter = f
+	for i, r := range sc.Routes {
+		sc.Routes[i] = tr.withDetour(r)
 	}
 }
 
-// filterFor is chain i's filter for a namespace whose tracing is tr: the
-// fragment's own when tr is the setting it was built with (the common
-// case, shared by every namespace), else a copy with tr's tracing. Copies
-// are kept per setting, so a namespace with its own Telemetry costs one
-// re-edit per Service and setting while the fragment lives (until the
-// Service's inputs change), not one per push.
-func (sc *ServiceConfig) filterFor(i int, tr TracingSetting) *listenerv3.Filter {
-	c := sc.chains[i]
-	if tr == sc.tracing || c.route == "" {
-		return c.filter
+// routesFor are the route tables for a namespace whose tracing is tr: the
+// fragment's own when tr is the setting they were built with (the common
+// case, shared by every namespace), else copies with tr's detour or none.
+// Copies are kept per setting, so a namespace with its own Telemetry
+// costs one copy per Service and setting while the fragment lives (until
+// the Service's inputs change), not one per push.
+func (sc *ServiceConfig) routesFor(tr TracingSetting) []*routev3.RouteConfiguration {
+	if tr == sc.tracing || len(sc.Routes) == 0 {
+		return sc.Routes
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
-	byChain, ok := sc.variants[tr]
-	if !ok {
-		byChain = make([]*listenerv3.Filter, len(sc.chains))
-		if sc.variants == nil {
-			sc.variants = map[TracingSetting][]*listenerv3.Filter{}
+	if rs, ok := sc.variants[tr]; ok {
+		return rs
+	}
+	rs := make([]*routev3.RouteConfiguration, len(sc.Routes))
+	for i, r := range sc.Routes {
+		r = withoutDetour(r)
+		if tr.On() {
+			r = tr.withDetour(r)
 		}
-		sc.variants[tr] = byChain
+		rs[i] = r
 	}
-	if byChain[i] == nil {
-		f := proto.Clone(c.filter).(*listenerv3.Filter)
-		editFilter(f, func(h *hcmv3.HttpConnectionManager) { h.Tracing = tr.hcmTracing() }, nil)
-		byChain[i] = f
+	if sc.variants == nil {
+		sc.variants = map[TracingSetting][]*routev3.RouteConfiguration{}
 	}
-	return byChain[i]
+	sc.variants[tr] = rs
+	return rs
 }
 
 // editFilter unpacks an HTTP connection manager or TCP proxy filter, lets

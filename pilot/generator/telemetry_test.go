@@ -7,9 +7,10 @@ import (
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -131,13 +132,14 @@ func checkTelemetry(t *testing.T, res *generator.Resources, tc telemetryCase) {
 					}
 					hcms++
 					logs = h.GetAccessLog()
-					switch tr := h.GetTracing(); {
-					case tr == nil && tc.wantTracing:
-						t.Errorf("%s/%s: no tracing, want %v%%", l.GetName(), fc.GetName(), tc.wantPercent)
-					case tr != nil && !tc.wantTracing:
-						t.Errorf("%s/%s: tracing at %v%%, want none", l.GetName(), fc.GetName(), tr.GetRandomSampling().GetValue())
-					case tr != nil && tr.GetRandomSampling().GetValue() != tc.wantPercent:
-						t.Errorf("%s/%s: sampling %v%%, want %v%%", l.GetName(), fc.GetName(), tr.GetRandomSampling().GetValue(), tc.wantPercent)
+					internal := strings.HasPrefix(l.GetName(), "traced|")
+					if tr := h.GetTracing(); (tr != nil) != internal {
+						t.Errorf("%s/%s: tracer %v, want one only on internal listeners", l.GetName(), fc.GetName(), tr)
+					} else if internal && tr.GetRandomSampling().GetValue() != 100 {
+						t.Errorf("%s: traces %v%% of what the detour sends, want 100%%", l.GetName(), tr.GetRandomSampling().GetValue())
+					}
+					if rc := h.GetRouteConfig(); rc != nil && l.GetName() == generator.ListenerInbound {
+						checkDetour(t, l.GetName()+"/"+fc.GetName(), rc, tc, fc.GetTransportSocket() == nil)
 					}
 				case wellknown.TCPProxy:
 					p := &tcpproxyv3.TcpProxy{}
@@ -170,13 +172,68 @@ func checkTelemetry(t *testing.T, res *generator.Resources, tc telemetryCase) {
 	if collector != tc.wantTracing {
 		t.Errorf("collector cluster present = %v, want %v", collector, tc.wantTracing)
 	}
+	for _, rc := range res.Routes {
+		checkDetour(t, rc.GetName(), rc, tc, true)
+	}
+	var internal []string
+	for _, l := range res.Listeners {
+		if l.GetInternalListener() != nil {
+			internal = append(internal, l.GetName())
+		}
+	}
+	want := []string{generator.TracedInboundName("inbound|9080||"), generator.ListenerTracedOutbound} // sorted
+	if !tc.wantTracing {
+		want = nil
+	}
+	if !slices.Equal(internal, want) {
+		t.Errorf("internal listeners %q, want %q", internal, want)
+	}
+	if n := len(res.ScopedRoutes); tc.wantTracing && n != len(res.Routes) || !tc.wantTracing && n != 0 {
+		t.Errorf("%d SRDS scopes for %d route tables, tracing %v", n, len(res.Routes), tc.wantTracing)
+	}
+	for _, s := range res.ScopedRoutes {
+		if s.GetRouteConfigurationName() != s.GetName() || s.GetKey().GetFragments()[0].GetStringKey() != s.GetName() {
+			t.Errorf("scope %v: want key and route table %q", s, s.GetName())
+		}
+	}
+}
+
+// checkDetour: with tracing on, a route table starts with the detour for
+// sampled traceparents and, where random, the one sampling the case's
+// percentage of requests without one; with tracing off it has neither.
+func checkDetour(t *testing.T, where string, rc *routev3.RouteConfiguration, tc telemetryCase, random bool) {
+	t.Helper()
+	routes := rc.GetVirtualHosts()[0].GetRoutes()
+	var detours []*routev3.Route
+	for _, r := range routes {
+		if strings.HasPrefix(r.GetRoute().GetCluster(), "traced|") {
+			detours = append(detours, r)
+		}
+	}
+	want := 0
+	if tc.wantTracing {
+		want = 1
+		if random {
+			want = 2
+		}
+	}
+	if len(detours) != want || want > 0 && routes[0] != detours[0] {
+		t.Fatalf("%s: %d detour routes (first: %v), want %d first", where, len(detours), routes[0].GetName(), want)
+	}
+	if want == 2 {
+		frac := detours[1].GetMatch().GetRuntimeFraction().GetDefaultValue()
+		if got := float64(frac.GetNumerator()) / 1e4; got != tc.wantPercent || frac.GetDenominator() != typev3.FractionalPercent_MILLION {
+			t.Errorf("%s: random detour samples %v (%v), want %v%%", where, got, frac, tc.wantPercent)
+		}
+	}
 }
 
 // TestOutboundTracingOverride checks the shortcut the xDS server relies
 // on: a namespace whose Telemetry changes its tracing gets, from
 // fragments built with the mesh-wide setting, the same outbound config as
 // fragments built with its own setting; a namespace with the mesh-wide
-// setting gets the fragments' filters themselves (shared, not copied).
+// setting gets the fragments' route tables themselves (shared, not
+// copied).
 func TestOutboundTracingOverride(t *testing.T) {
 	w := telemetryScenarios()["telemetry"].world
 	ns25 := tel(ns, model.TelemetrySettings{SamplingPercent: model.Some(25.0)})
@@ -214,22 +271,19 @@ func TestOutboundTracingOverride(t *testing.T) {
 	again := generator.AssembleOutbound(w.opts, frags, mesh)
 	copied := generator.AssembleOutbound(w.opts, frags, own)
 	copiedAgain := generator.AssembleOutbound(w.opts, frags, own)
-	chains := func(r *generator.Resources) []*listenerv3.FilterChain {
-		return listener(t, r, generator.ListenerOutbound).GetFilterChains()
+	for i, r := range shared.Routes {
+		if r != again.Routes[i] {
+			t.Errorf("route %s: mesh-wide assemblies do not share the fragment's table", r.GetName())
+		}
+		if r == copied.Routes[i] {
+			t.Errorf("route %s: the namespace's assembly uses the shared table, not a copy with its sampling", r.GetName())
+		}
+		if copied.Routes[i] != copiedAgain.Routes[i] {
+			t.Errorf("route %s: the namespace's copy is made again on every assembly", r.GetName())
+		}
 	}
-	for i, c := range chains(shared) {
-		if c.GetFilters()[0] != chains(again)[i].GetFilters()[0] {
-			t.Errorf("chain %s: mesh-wide assemblies do not share the fragment's filter", c.GetName())
-		}
-		if c.GetFilters()[0].GetName() != wellknown.HTTPConnectionManager {
-			continue
-		}
-		if c.GetFilters()[0] == chains(copied)[i].GetFilters()[0] {
-			t.Errorf("chain %s: the namespace's assembly edited the shared filter instead of a copy", c.GetName())
-		}
-		if chains(copied)[i].GetFilters()[0] != chains(copiedAgain)[i].GetFilters()[0] {
-			t.Errorf("chain %s: the namespace's copy is made again on every assembly", c.GetName())
-		}
+	if len(shared.Routes) == 0 {
+		t.Fatal("no route tables: the test checks nothing")
 	}
 }
 

@@ -2,10 +2,12 @@ package xds
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
@@ -43,8 +45,10 @@ func telemetryWorld(t *testing.T) (*Server, *model.Store, map[string]*proxy) {
 	return s, st, proxies
 }
 
-// samplings reads the tracing sampling of every HTTP connection manager
-// of one listener in a proxy's current snapshot (-1: no tracing).
+// samplings reads the random sampling of a proxy's current snapshot, as
+// the tracing detour's random route in each route table the listener
+// uses (-1: no such route, tracing off): the outbound RDS tables, the
+// inbound plaintext chains' inline tables (mTLS callers sampled already).
 func samplings(t *testing.T, s *Server, p *proxy, listener string) []float64 {
 	t.Helper()
 	snap, err := s.cache.GetSnapshot(p.nodeID)
@@ -55,25 +59,32 @@ func samplings(t *testing.T, s *Server, p *proxy, listener string) []float64 {
 	if !ok {
 		t.Fatalf("%s: no listener %s", p.nodeID, listener)
 	}
+	rds := snap.GetResources(resource.RouteType)
 	var out []float64
 	for _, fc := range l.GetFilterChains() {
 		for _, f := range fc.GetFilters() {
-			if f.GetName() != wellknown.HTTPConnectionManager {
+			if f.GetName() != wellknown.HTTPConnectionManager || fc.GetTransportSocket() != nil {
 				continue
 			}
 			h := &hcmv3.HttpConnectionManager{}
 			if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
 				t.Fatal(err)
 			}
+			rc := h.GetRouteConfig()
+			if name := h.GetRds().GetRouteConfigName(); name != "" {
+				rc, _ = rds[name].(*routev3.RouteConfiguration)
+			}
 			pct := -1.0
-			if h.GetTracing() != nil {
-				pct = h.GetTracing().GetRandomSampling().GetValue()
+			for _, r := range rc.GetVirtualHosts()[0].GetRoutes() {
+				if frac := r.GetMatch().GetRuntimeFraction(); frac != nil && strings.HasPrefix(r.GetRoute().GetCluster(), "traced|") {
+					pct = float64(frac.GetDefaultValue().GetNumerator()) / 1e4
+				}
 			}
 			out = append(out, pct)
 		}
 	}
 	if len(out) == 0 {
-		t.Fatalf("%s: listener %s has no HTTP connection manager", p.nodeID, listener)
+		t.Fatalf("%s: listener %s has no plaintext HTTP connection manager", p.nodeID, listener)
 	}
 	return out
 }
@@ -132,10 +143,12 @@ func TestTelemetryReachesOnlyItsNamespace(t *testing.T) {
 			t.Errorf("%s: snapshot unchanged = %v, want a new one only in c", n, same)
 		}
 	}
-	lds := "type.googleapis.com/envoy.config.listener.v3.Listener"
+	// The sampling is in the detour routes: the outbound route tables
+	// (RDS) and the inbound listener's inline ones (LDS).
 	for url, v := range before["c"].versions {
-		if changed := proxies["c"].last.versions[url] != v; changed != (url == lds) {
-			t.Errorf("c: %s changed = %v, want only LDS", shortTypes[url], changed)
+		want := url == resource.ListenerType || url == resource.RouteType
+		if changed := proxies["c"].last.versions[url] != v; changed != want {
+			t.Errorf("c: %s changed = %v, want only LDS and RDS", shortTypes[url], changed)
 		}
 	}
 	if part("a") != part("b") {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/pilot/generator"
@@ -17,7 +16,7 @@ import (
 
 // xdsTypes are the resource types pilot serves, in the order Envoy applies
 // them.
-var xdsTypes = []types.ResponseType{types.Cluster, types.Endpoint, types.Listener, types.Route}
+var xdsTypes = []types.ResponseType{types.Cluster, types.Endpoint, types.Listener, types.ScopedRoute, types.Route}
 
 // part is a set of resources with the content hash of each and a digest
 // per type, computed once and shared by every snapshot that includes it
@@ -88,6 +87,11 @@ func newPart(r *generator.Resources, known map[types.Resource]hashed) (*part, er
 	}
 	for _, e := range r.Endpoints {
 		if err := add(types.Endpoint, e); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range r.ScopedRoutes {
+		if err := add(types.ScopedRoute, s); err != nil {
 			return nil, err
 		}
 	}
@@ -171,7 +175,7 @@ func sameVersions(a, b *builtSnapshot) bool {
 	if a == nil || b == nil {
 		return false
 	}
-	for _, t := range []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType} {
+	for _, t := range awaitOrder {
 		if a.versions[t] != b.versions[t] {
 			return false
 		}

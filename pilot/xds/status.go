@@ -68,6 +68,8 @@ var shortTypes = map[string]string{
 	resource.EndpointType: "EDS",
 	resource.ListenerType: "LDS",
 	resource.RouteType:    "RDS",
+	// Scoped routes: the traced outbound listener's (tracing on only).
+	resource.ScopedRouteType: "SRDS",
 }
 
 type typeState struct {
@@ -284,6 +286,9 @@ func (s *Server) SyncStatus() []ProxyStatus {
 			Delta: n.delta, ConnectedAt: n.connected, ConfigBytes: n.bytes,
 		}
 		for url, ts := range n.types {
+			if ts.count == 0 && ts.sent == "" && ts.acked == "" && ts.nacked == "" {
+				continue // a type the proxy never needed (SRDS without tracing)
+			}
 			st := TypeStatus{
 				Type: ts.short, TypeURL: url, Version: ts.desired, Sent: ts.sent, Acked: ts.acked, Resources: ts.count,
 				LastPush: ts.lastPush, LastAck: ts.lastAck, LastNack: ts.lastNack,

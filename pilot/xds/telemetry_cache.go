@@ -18,12 +18,12 @@ import (
 // recording), the sets of types a push waits for, and a changed Service's
 // cluster names per round.
 
-// awaitOrder is the xDS type URLs, sorted; bit i of a push's changed types
+// awaitOrder is the xDS type URLs in a fixed order; bit i of a push's changed types
 // stands for awaitOrder[i].
-var awaitOrder = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType}
+var awaitOrder = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType, resource.ScopedRouteType}
 
 // awaitSets[mask] lists the type URLs of mask's bits, in awaitOrder.
-var awaitSets = func() (out [16][]string) {
+var awaitSets = func() (out [1 << 5][]string) {
 	for mask := range out {
 		for i, url := range awaitOrder {
 			if mask&(1<<i) != 0 {

@@ -455,8 +455,12 @@ func timeline(spans []tracestore.Span) string {
 			break
 		}
 	}
+	width := len("span")
+	for _, sp := range spans {
+		width = max(width, len(sp.Name))
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "  %-22s %-11s %-55s %10s %10s  %s\n", "span", "service", "node / proxy", "offset", "duration", "status")
+	fmt.Fprintf(&b, "  %-*s %-11s %-55s %10s %10s  %s\n", width, "span", "service", "node / proxy", "offset", "duration", "status")
 	for _, sp := range spans {
 		where := sp.Attributes[string(netprog.AttrNode)]
 		if id := sp.Attributes[string(netprog.AttrProxyID)]; id != "" {
@@ -469,7 +473,7 @@ func timeline(spans []tracestore.Span) string {
 		if st := sp.Attributes[string(netprog.AttrStatus)]; st != "" {
 			outcome = st
 		}
-		fmt.Fprintf(&b, "  %-22s %-11s %-55s %10s %10s  %s\n", sp.Name, sp.Service, where,
+		fmt.Fprintf(&b, "  %-*s %-11s %-55s %10s %10s  %s\n", width, sp.Name, sp.Service, where,
 			sp.Start.Sub(origin).Round(100*time.Microsecond), sp.End.Sub(sp.Start).Round(100*time.Microsecond), outcome)
 	}
 	return b.String()

@@ -18,6 +18,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	internallistenerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/bootstrap/internal_listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -67,6 +68,9 @@ func Bootstrap(nodeID string, res *generator.Resources, inline bool) *bootstrapv
 		Admin: &bootstrapv3.Admin{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
 			SocketAddress: &corev3.SocketAddress{Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{}},
 		}}},
+		BootstrapExtensions: []*corev3.TypedExtensionConfig{{
+			Name: "envoy.bootstrap.internal_listener", TypedConfig: mustAny(&internallistenerv3.InternalListener{}),
+		}},
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
 			Clusters: []*clusterv3.Cluster{
 				GRPCCluster(generator.XDSClusterName, tcpAddress("127.0.0.1", 15010)),
@@ -86,7 +90,7 @@ func Bootstrap(nodeID string, res *generator.Resources, inline bool) *bootstrapv
 	for _, l := range res.Listeners {
 		l = proto.Clone(l).(*listenerv3.Listener)
 		if inline {
-			inlineRoutes(l, routes)
+			inlineRoutes(l, routes, res.ScopedRoutes)
 		}
 		b.StaticResources.Listeners = append(b.StaticResources.Listeners, l)
 	}
@@ -103,15 +107,30 @@ func Bootstrap(nodeID string, res *generator.Resources, inline bool) *bootstrapv
 	return b
 }
 
-func inlineRoutes(l *listenerv3.Listener, routes map[string]*routev3.RouteConfiguration) {
+func inlineRoutes(l *listenerv3.Listener, routes map[string]*routev3.RouteConfiguration, scopes []*routev3.ScopedRouteConfiguration) {
 	for _, fc := range l.GetFilterChains() {
 		for _, f := range fc.GetFilters() {
 			var h hcmv3.HttpConnectionManager
 			if f.GetTypedConfig().MessageIs(&h) {
-				if err := f.GetTypedConfig().UnmarshalTo(&h); err != nil || h.GetRds() == nil {
+				if err := f.GetTypedConfig().UnmarshalTo(&h); err != nil {
 					continue
 				}
-				h.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: routes[h.GetRds().GetRouteConfigName()]}
+				switch {
+				case h.GetRds() != nil:
+					h.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: routes[h.GetRds().GetRouteConfigName()]}
+				case h.GetScopedRoutes().GetScopedRds() != nil:
+					var list []*routev3.ScopedRouteConfiguration
+					for _, s := range scopes {
+						s = proto.Clone(s).(*routev3.ScopedRouteConfiguration)
+						s.RouteConfiguration, s.RouteConfigurationName = routes[s.GetRouteConfigurationName()], ""
+						list = append(list, s)
+					}
+					h.GetScopedRoutes().ConfigSpecifier = &hcmv3.ScopedRoutes_ScopedRouteConfigurationsList{
+						ScopedRouteConfigurationsList: &hcmv3.ScopedRouteConfigurationsList{ScopedRouteConfigurations: list},
+					}
+				default:
+					continue
+				}
 				a, err := anypb.New(&h)
 				if err == nil {
 					f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: a}
@@ -174,4 +193,12 @@ func Validate(ctx context.Context, bin, dir string, b *bootstrapv3.Bootstrap) (s
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
 	return out.String(), err
+}
+
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(err)
+	}
+	return a
 }

@@ -53,8 +53,6 @@ func (c Config) Values() install.Values {
 	// The demo and the e2e suite read traces: the chart's OpenTelemetry
 	// Collector and trace store, which components and sidecars report to.
 	v.Telemetry.Collector.Enabled = true
-	// The demo and the e2e suite show request traces.
-	v.Telemetry.Tracing.Enabled = true
 	nodes := filepath.Join(c.StateDir, "nodes")
 	v.CNI = install.CNIValues{
 		BinDir: c.cniBinDir(), ConfDir: nodes, PerNodeDirs: true,

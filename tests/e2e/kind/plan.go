@@ -58,7 +58,6 @@ func Values(name string) install.Values {
 	v := install.Defaults()
 	v.Components = install.Components{CNI: true, Proxy: true, Mesh: true}
 	v.Telemetry.Collector.Enabled = true
-	v.Telemetry.Tracing.Enabled = true
 	v.CNI.BinDir, v.CNI.ConfDir, v.CNI.PerNodeDirs = "/opt/cni/bin", "/etc/cni/net.d", false
 	v.APIServerHost, v.APIServerPort = name+"-control-plane", "6443"
 	v.PullPolicy = "IfNotPresent"
