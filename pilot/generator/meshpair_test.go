@@ -100,9 +100,11 @@ func startMeshPairWith(t testing.TB, bin string, cfg pairConfig) *meshPair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range serverRes.Clusters {
+	// The collector cluster comes with the outbound part; the server's
+	// inbound-only config reports to it too.
+	for _, c := range clientRes.Clusters {
 		if c.GetName() == generator.ClusterOTelCollector {
-			clientRes = clientRes.Merge(&generator.Resources{Clusters: []*clusterv3.Cluster{c}})
+			serverRes = serverRes.Merge(&generator.Resources{Clusters: []*clusterv3.Cluster{c}})
 		}
 	}
 	if cfg.edit != nil {

@@ -152,8 +152,10 @@ func (rt serviceRoutes) table(name string, port int32) *routev3.RouteConfigurati
 // port routed by two headless Services goes to the first, since Envoy
 // rejects a listener whose chains match the same traffic twice. tracing
 // is the namespace's (Telemetry.TracingFor): route tables built with
-// another setting are swapped for copies (routesFor), and with tracing
-// on the traced internal listener serves every route table.
+// another setting are swapped for copies (routesFor). With a collector
+// the traced internal listener serves every route table and the collector
+// cluster is there, whether this namespace traces or not
+// (Telemetry.collector).
 func AssembleOutbound(opts Options, services []*ServiceConfig, tracing TracingSetting) *Resources {
 	opts = opts.withDefaults()
 	res := &Resources{}
@@ -187,10 +189,10 @@ func AssembleOutbound(opts Options, services []*ServiceConfig, tracing TracingSe
 	}
 	res.Clusters = append(res.Clusters, makePassthroughCluster(opts, ClusterPassthrough))
 	res.Listeners = append(res.Listeners, makeOutboundListener(opts, chains))
-	if tracing.On() {
-		l, c := tracing.tracedOutbound(opts)
+	if col := opts.Telemetry.collector(); col.On() {
+		l, c := col.tracedOutbound(opts)
 		res.Listeners = append(res.Listeners, l)
-		res.Clusters = append(res.Clusters, c)
+		res.Clusters = append(res.Clusters, c, col.collectorCluster(opts))
 		res.ScopedRoutes = tracedScopes(res.Routes)
 	}
 	res.sort()

@@ -152,6 +152,21 @@ func (t Telemetry) TracingFor(s model.TelemetrySettings) TracingSetting {
 	return TracingSetting{CollectorHost: tr.CollectorHost, CollectorPort: tr.CollectorPort, SamplingPercent: s.SamplingPercent.Or(pct)}
 }
 
+// collector is the tracing of the traced outbound listener: on (with the
+// flags' collector, sampling left to the detours) whenever pilot knows a
+// collector, whatever a namespace says. Keeping that listener, its SRDS
+// scopes and the collector cluster in place keeps Envoy's one SRDS watch
+// alive: a listener added again later gets a new watch, which Envoy does
+// not give the scopes it already has (a delta wildcard subscription is not
+// re-requested), so its requests would find no route. A namespace's
+// switch changes only its route tables and inbound listener.
+func (t Telemetry) collector() TracingSetting {
+	if t.Tracing == nil {
+		return TracingSetting{}
+	}
+	return TracingSetting{CollectorHost: t.Tracing.CollectorHost, CollectorPort: t.Tracing.CollectorPort}
+}
+
 // hcmTracing is the tracing block of every HTTP connection manager, nil
 // when tracing is off. The service name comes from the environment
 // resource detector, which reads OTEL_RESOURCE_ATTRIBUTES the agent sets
@@ -244,8 +259,8 @@ func accessLog(pod *model.Pod, http bool) *accesslogv3.AccessLog {
 // applyInboundTelemetry adds the access log and the tracing detour
 // (tracedetour.go) to a proxy's own, freshly generated resources (nothing
 // there is shared, so editing in place is safe), with the traced internal
-// listener of each HTTP port and the collector cluster they report to. s
-// are the Telemetry settings of the pod's namespace.
+// listener of each HTTP port (reporting to the collector cluster of the
+// outbound part). s are the Telemetry settings of the pod's namespace.
 func applyInboundTelemetry(opts Options, s model.TelemetrySettings, pod *model.Pod, res *Resources) {
 	logs := opts.Telemetry.AccessLog.For(pod, s)
 	tr := opts.Telemetry.TracingFor(s)
@@ -290,9 +305,6 @@ func applyInboundTelemetry(opts Options, s model.TelemetrySettings, pod *model.P
 		}
 	}
 	res.Listeners = append(res.Listeners, listeners...)
-	if tr.On() {
-		res.Clusters = append(res.Clusters, tr.collectorCluster(opts))
-	}
 }
 
 // meshTracing is the tracing a Service's shared outbound fragment is built

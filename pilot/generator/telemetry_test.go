@@ -168,9 +168,12 @@ func checkTelemetry(t *testing.T, res *generator.Resources, tc telemetryCase) {
 	if want := map[bool]int{true: inboundFilters, false: 0}[tc.wantLog]; inboundLogs != want {
 		t.Errorf("%d of %d inbound filters log, want %d", inboundLogs, inboundFilters, want)
 	}
+	// With a collector, the traced outbound listener, its scopes and the
+	// collector cluster stay whether the namespace traces or not.
+	hasCollector := tc.opts.Telemetry.Tracing != nil
 	collector := slices.ContainsFunc(res.Clusters, func(c *clusterv3.Cluster) bool { return c.GetName() == generator.ClusterOTelCollector })
-	if collector != tc.wantTracing {
-		t.Errorf("collector cluster present = %v, want %v", collector, tc.wantTracing)
+	if collector != hasCollector {
+		t.Errorf("collector cluster present = %v, want %v", collector, hasCollector)
 	}
 	for _, rc := range res.Routes {
 		checkDetour(t, rc.GetName(), rc, tc, true)
@@ -181,15 +184,18 @@ func checkTelemetry(t *testing.T, res *generator.Resources, tc telemetryCase) {
 			internal = append(internal, l.GetName())
 		}
 	}
-	want := []string{generator.TracedInboundName("inbound|9080||"), generator.ListenerTracedOutbound} // sorted
-	if !tc.wantTracing {
-		want = nil
+	var want []string // sorted
+	if tc.wantTracing {
+		want = append(want, generator.TracedInboundName("inbound|9080||"))
+	}
+	if hasCollector {
+		want = append(want, generator.ListenerTracedOutbound)
 	}
 	if !slices.Equal(internal, want) {
 		t.Errorf("internal listeners %q, want %q", internal, want)
 	}
-	if n := len(res.ScopedRoutes); tc.wantTracing && n != len(res.Routes) || !tc.wantTracing && n != 0 {
-		t.Errorf("%d SRDS scopes for %d route tables, tracing %v", n, len(res.Routes), tc.wantTracing)
+	if n := len(res.ScopedRoutes); hasCollector && n != len(res.Routes) || !hasCollector && n != 0 {
+		t.Errorf("%d SRDS scopes for %d route tables, collector %v", n, len(res.Routes), hasCollector)
 	}
 	for _, s := range res.ScopedRoutes {
 		if s.GetRouteConfigurationName() != s.GetName() || s.GetKey().GetFragments()[0].GetStringKey() != s.GetName() {

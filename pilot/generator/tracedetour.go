@@ -34,16 +34,18 @@ import (
 //   - on the client side, and on the server side for callers without
 //     mesh mTLS, a request without a traceparent is traced at the
 //     namespace's sampling percentage (a runtime fraction of the route,
-//     runtime key SamplingRuntimeKey); mesh callers decided already;
+//     runtime key SamplingRuntimeKey); a mesh caller's sidecar drew for
+//     it already;
 //   - anything else (an unsampled traceparent, or none when not drawn)
 //     goes the usual way and carries no new trace context.
 //
 // Outbound, one internal listener serves every Service: the detour route
 // names its route table in HeaderTracedRoute, the traced connection
 // manager picks that table by the header (scoped routes, SRDS, over the
-// same RDS tables) and removes the header before the request leaves. Inbound, each
-// HTTP port has its own internal listener, which forwards to the app.
-// Access logs and request metrics stay on the outer connection managers.
+// same RDS tables) and removes the header before the request leaves.
+// Inbound, each HTTP port has its own internal listener, which forwards
+// to the app. Access logs and request metrics stay on the outer
+// connection managers.
 const (
 	// HeaderTracedRoute names, on a detoured outbound request, the route
 	// table the traced listener routes it with.
@@ -52,7 +54,8 @@ const (
 	// cluster that reaches it.
 	ListenerTracedOutbound = tracedPrefix + "outbound"
 	// SamplingRuntimeKey overrides a proxy's random sampling at runtime,
-	// in parts per million (`POST /runtime_modify` on the admin port).
+	// in parts per million (`POST /runtime_modify` on the admin port)
+	// where the namespace samples more than 0%.
 	SamplingRuntimeKey = "weft.tracing.random_sampling"
 
 	tracedPrefix = "traced|"

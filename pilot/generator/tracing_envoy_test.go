@@ -91,6 +91,30 @@ func TestTracingWithEnvoy(t *testing.T) {
 	})
 }
 
+// TestTracingRuntimeOverride: the sampling runtime key overrides the
+// generated percentage in a running proxy (1% here; the key says all).
+func TestTracingRuntimeOverride(t *testing.T) {
+	bin, ok := envoytest.Binary()
+	if !ok {
+		t.Skip("no envoy binary (make envoy)")
+	}
+	rec := startOTLPReceiver(t)
+	runtime := map[string]any{generator.SamplingRuntimeKey: 1000000}
+	for k, v := range fastFlush {
+		runtime[k] = v
+	}
+	p := startMeshPairWith(t, bin, pairConfig{
+		portName:  "http",
+		telemetry: generator.Telemetry{Tracing: &generator.Tracing{CollectorHost: "127.0.0.1", CollectorPort: rec.port, SamplingPercent: 1}},
+		runtime:   runtime,
+	})
+	for i := range 5 {
+		if got := sendTraced(t, p, ""); got.flags != "01" {
+			t.Fatalf("request %d: app got traceparent %q, want a sampled one", i, got.raw)
+		}
+	}
+}
+
 // traceparent is a W3C traceparent header, split.
 type traceparent struct {
 	raw, traceID, parentID, flags string

@@ -186,11 +186,23 @@ func TestTelemetryReachesOnlyItsNamespace(t *testing.T) {
 			t.Errorf("%s: fragment kept across a mesh-wide tracing change", k)
 		}
 	}
-	if _, ok := proxies["a"].last.snap.GetResources(resource.ClusterType)[generator.ClusterOTelCollector]; ok {
-		t.Error("a: collector cluster kept with tracing off")
+	// Tracing off or on, the traced outbound listener and its scopes stay
+	// (generator's Telemetry.collector): only route tables and the
+	// inbound listener change.
+	for _, n := range []string{"a", "c"} {
+		snap := proxies[n].last.snap
+		if _, ok := snap.GetResources(resource.ClusterType)[generator.ClusterOTelCollector]; !ok {
+			t.Errorf("%s: no collector cluster", n)
+		}
+		if _, ok := snap.GetResources(resource.ListenerType)[generator.ListenerTracedOutbound]; !ok {
+			t.Errorf("%s: no traced outbound listener", n)
+		}
+		if len(snap.GetResources(resource.ScopedRouteType)) == 0 {
+			t.Errorf("%s: no SRDS scopes", n)
+		}
 	}
-	if _, ok := proxies["c"].last.snap.GetResources(resource.ClusterType)[generator.ClusterOTelCollector]; !ok {
-		t.Error("c: no collector cluster with tracing on")
+	if before, after := before["a"].versions[resource.ScopedRouteType], proxies["a"].last.versions[resource.ScopedRouteType]; before != after {
+		t.Errorf("a: SRDS changed (%s → %s) with tracing switched off", before, after)
 	}
 
 	// Deleting c's Telemetry puts c back on the mesh-wide setting.
