@@ -154,9 +154,9 @@ spec:
 `
 
 // setTelemetry switches the namespace's request metrics and tracing and
-// waits until the sidecars' listeners have (or lack) them: Envoy's
-// OpenTelemetry tracer on both, the stats access logger on the server's
-// (request metrics are recorded by the destination only).
+// waits until the sidecars' config has (or lacks) them: the tracing
+// detour on both, the stats access logger on the server's (request
+// metrics are recorded by the destination only).
 func (a *benchApps) setTelemetry(b *testing.B, metrics, tracing bool) {
 	ctx := context.Background()
 	var err error
@@ -176,17 +176,18 @@ func (a *benchApps) setTelemetry(b *testing.B, metrics, tracing bool) {
 		b.Fatalf("set telemetry metrics=%v tracing=%v in %s: %v", metrics, tracing, a.ns, err)
 	}
 	took, err := eventually(time.Minute, func() error {
-		for _, p := range []corev1.Pod{a.client, a.server} {
-			dump := a.listeners(b, p)
-			if got := strings.Contains(dump, "envoy.tracers.opentelemetry"); got != tracing {
-				return fmt.Errorf("%s: tracer configured %v, want %v", p.Name, got, tracing)
-			}
-			if p.Name != a.server.Name {
-				continue
-			}
-			if got := strings.Contains(dump, "envoy.access_loggers.stats"); got != metrics {
-				return fmt.Errorf("%s: request metrics configured %v, want %v", p.Name, got, metrics)
-			}
+		// Tracing on: the client's route tables start with the detour to
+		// the traced listener, and the server has a traced inbound one.
+		routes := a.proxyConfig(b, "routes", a.client)
+		if got := strings.Contains(routes, "weft.trace-random"); got != tracing {
+			return fmt.Errorf("%s: tracing detour configured %v, want %v", a.client.Name, got, tracing)
+		}
+		dump := a.proxyConfig(b, "listeners", a.server)
+		if got := strings.Contains(dump, "traced|inbound|"); got != tracing {
+			return fmt.Errorf("%s: traced inbound listener configured %v, want %v", a.server.Name, got, tracing)
+		}
+		if got := strings.Contains(dump, "envoy.access_loggers.stats"); got != metrics {
+			return fmt.Errorf("%s: request metrics configured %v, want %v", a.server.Name, got, metrics)
 		}
 		return nil
 	})
@@ -196,12 +197,12 @@ func (a *benchApps) setTelemetry(b *testing.B, metrics, tracing bool) {
 	b.Logf("telemetry metrics=%v tracing=%v in %s: in both sidecars' config after %v", metrics, tracing, a.ns, took.Round(100*time.Millisecond))
 }
 
-// listeners is the JSON of the listeners in pod's sidecar config dump
-// (meshctl proxy-config).
-func (a *benchApps) listeners(b *testing.B, p corev1.Pod) string {
-	r := meshctl(b, time.Minute, "proxy-config", "listeners", p.Name+"."+p.Namespace, "-o", "json")
+// proxyConfig is the JSON of one part (listeners, routes) of pod's
+// sidecar config dump (meshctl proxy-config).
+func (a *benchApps) proxyConfig(b *testing.B, part string, p corev1.Pod) string {
+	r := meshctl(b, time.Minute, "proxy-config", part, p.Name+"."+p.Namespace, "-o", "json")
 	if r.code != 0 {
-		b.Fatalf("meshctl proxy-config listeners %s: exit %d: %s", p.Name, r.code, r.errOut)
+		b.Fatalf("meshctl proxy-config %s %s: exit %d: %s", part, p.Name, r.code, r.errOut)
 	}
 	return r.out
 }
