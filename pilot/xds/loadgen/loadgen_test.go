@@ -30,16 +30,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestSmoke runs a tiny load test end to end (both xDS variants) so the
-// load generator keeps working; the real table is run by hand.
+// TestSmoke runs a tiny load test end to end (both xDS variants, telemetry
+// off and on: with tracing the clients must take SRDS too) so the load
+// generator keeps working; the real table is run by hand.
 func TestSmoke(t *testing.T) {
 	for _, delta := range []bool{false, true} {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		o := options{proxies: 6, services: 4, namespaces: 2, changes: 2, delta: delta, debounce: 10 * time.Millisecond, json: true}
-		if err := run(ctx, o); err != nil {
-			t.Fatalf("delta=%v: %v", delta, err)
+		for _, telemetry := range []bool{false, true} {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			o := options{proxies: 6, services: 4, namespaces: 2, changes: 2, delta: delta, telemetry: telemetry,
+				debounce: 10 * time.Millisecond, json: true}
+			if err := run(ctx, o); err != nil {
+				t.Fatalf("delta=%v telemetry=%v: %v", delta, telemetry, err)
+			}
+			cancel()
 		}
-		cancel()
 	}
 }
 

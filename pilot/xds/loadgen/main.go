@@ -6,6 +6,12 @@
 //
 //	go run ./pilot/xds/loadgen -proxies 1000 -services 1000 -changes 20
 //
+// Telemetry (-telemetry) is everything the mesh's telemetry costs pilot:
+// its own metrics and network-programming spans, and the sidecars' request
+// metrics and tracing config (with tracing, every proxy also gets the
+// traced listener and one SRDS scope per route table). Without it, all of
+// that is off.
+//
 // With -repeat N it compares telemetry off and on instead: N runs of each,
 // interleaved, every run in a fresh process, then a table of medians and
 // on/off ratios (make bench-controlplane):
@@ -45,7 +51,7 @@ func main() {
 	flag.IntVar(&o.namespaces, "namespaces", 10, "namespaces the Services and proxies are spread over")
 	flag.IntVar(&o.changes, "changes", 20, "EndpointSlice changes to measure")
 	flag.BoolVar(&o.delta, "delta", false, "use incremental (delta) xDS instead of state of the world")
-	flag.BoolVar(&o.telemetry, "telemetry", false, "record pilot's metrics and network-programming spans (exported nowhere), to measure their cost")
+	flag.BoolVar(&o.telemetry, "telemetry", false, "record pilot's metrics and network-programming spans (exported nowhere) and configure the sidecars' request metrics and tracing, to measure their cost (off: none of them)")
 	flag.DurationVar(&o.debounce, "debounce", 100*time.Millisecond, "pilot's push debounce")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.BoolVar(&o.json, "json", false, "print the result as JSON")

@@ -16,6 +16,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/weftmesh/weft/pilot/generator"
 	"github.com/weftmesh/weft/pilot/model"
 	"github.com/weftmesh/weft/pilot/telemetry/netprog"
 	"github.com/weftmesh/weft/pilot/xds"
@@ -44,7 +45,15 @@ func run(ctx context.Context, o options) error {
 		Listener: lis, Model: st, Debounce: o.debounce, MaxDebounce: 10 * o.debounce,
 		TLS: xds.ServerTLSConfig(func() (*tls.Certificate, error) { return &serving.TLS, nil }, ca.Pool),
 	}
+	// The sidecars' telemetry: off, no request metrics and no tracing;
+	// on, request metrics and tracing to a collector (the traced
+	// listener, its SRDS scopes and the detour routes), as the chart
+	// configures pilot.
+	cfg.Generator.Telemetry.RequestMetricsDisabled = !o.telemetry
 	if o.telemetry {
+		cfg.Generator.Telemetry.Tracing = &generator.Tracing{
+			CollectorHost: "weft-otel-collector.weft-system.svc.cluster.local", CollectorPort: 4317,
+		}
 		// What pilot records in production, minus the export: metrics to
 		// a reader nobody collects, spans to a batcher that drops them.
 		cfg.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))

@@ -53,6 +53,7 @@ type Client struct {
 	responses map[string]int
 	bytes     int64
 	subs      map[string][]string // EDS/RDS names subscribed
+	srds      bool                // SRDS requested (a wildcard, once)
 }
 
 // Start opens an ADS stream on conn and runs the client until ctx ends,
@@ -223,6 +224,42 @@ func referenced(typeURL string, res map[string]*anypb.Any) (string, []string, er
 		return resource.RouteType, slices.Sorted(maps.Keys(names)), nil
 	}
 	return "", nil, nil
+}
+
+// wantsSRDS reports whether the client should now ask for SRDS: its
+// accepted listeners use scoped routes over SRDS and it has not asked
+// yet. Envoy asks once, for every scope (a wildcard), and keeps asking.
+func (c *Client) wantsSRDS(listeners map[string]*anypb.Any) (bool, error) {
+	c.mu.Lock()
+	asked := c.srds
+	c.mu.Unlock()
+	if asked {
+		return false, nil
+	}
+	for _, a := range listeners {
+		var l listenerv3.Listener
+		if err := a.UnmarshalTo(&l); err != nil {
+			return false, err
+		}
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				var h hcmv3.HttpConnectionManager
+				if !f.GetTypedConfig().MessageIs(&h) {
+					continue
+				}
+				if err := f.GetTypedConfig().UnmarshalTo(&h); err != nil {
+					return false, err
+				}
+				if h.GetScopedRoutes().GetScopedRds() != nil {
+					c.mu.Lock()
+					c.srds = true
+					c.mu.Unlock()
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
 }
 
 func cmpOr(a, b string) string {

@@ -74,6 +74,15 @@ func (c *Client) runDelta(st discoveryv3.AggregatedDiscoveryService_DeltaAggrega
 		if err := c.resubscribeDelta(url, cur, send); err != nil {
 			return err
 		}
+		if url == resource.ListenerType {
+			if ask, err := c.wantsSRDS(cur); err != nil {
+				return err
+			} else if ask {
+				if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.ScopedRouteType}); err != nil {
+					return err
+				}
+			}
+		}
 		c.mu.Lock()
 		c.notifyLocked()
 		c.mu.Unlock()

@@ -68,6 +68,15 @@ func (c *Client) runSotW(st discoveryv3.AggregatedDiscoveryService_StreamAggrega
 		if err := c.resubscribeSotW(url, got, send); err != nil {
 			return err
 		}
+		if url == resource.ListenerType {
+			if ask, err := c.wantsSRDS(got); err != nil {
+				return err
+			} else if ask {
+				if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ScopedRouteType}); err != nil {
+					return err
+				}
+			}
+		}
 		c.mu.Lock()
 		c.notifyLocked()
 		c.mu.Unlock()
