@@ -29,7 +29,9 @@ type ServiceConfig struct {
 	Clusters  []*clusterv3.Cluster
 	Routes    []*routev3.RouteConfiguration
 	Endpoints []*endpointv3.ClusterLoadAssignment
-	chains    []outboundChain
+	// ScopedRoutes are the SRDS scopes of Routes, with a collector only.
+	ScopedRoutes []*routev3.ScopedRouteConfiguration
+	chains       []outboundChain
 	// tracing is the setting Routes were built with (meshTracing);
 	// variants are copies for other settings, made on demand by routesFor.
 	tracing  TracingSetting
@@ -91,6 +93,11 @@ func OutboundService(opts Options, v *model.View, svc *model.Service) (*ServiceC
 	}
 	applyOutboundTelemetry(meshTracing(opts, v), sc)
 	applyOutboundRequestMetrics(opts, v, host, sc)
+	if opts.Telemetry.collector().On() {
+		// Built with the fragment, so assemblies share them (and their
+		// hashes) instead of making one per route table every push.
+		sc.ScopedRoutes = tracedScopes(sc.Routes)
+	}
 	return sc, nil
 }
 
@@ -186,6 +193,11 @@ func AssembleOutbound(opts Options, services []*ServiceConfig, tracing TracingSe
 				res.Routes = append(res.Routes, r)
 			}
 		}
+		for _, sr := range sc.ScopedRoutes {
+			if routes[sr.GetName()] {
+				res.ScopedRoutes = append(res.ScopedRoutes, sr)
+			}
+		}
 	}
 	res.Clusters = append(res.Clusters, makePassthroughCluster(opts, ClusterPassthrough))
 	res.Listeners = append(res.Listeners, makeOutboundListener(opts, chains))
@@ -193,7 +205,6 @@ func AssembleOutbound(opts Options, services []*ServiceConfig, tracing TracingSe
 		l, c := col.tracedOutbound(opts)
 		res.Listeners = append(res.Listeners, l)
 		res.Clusters = append(res.Clusters, c, col.collectorCluster(opts))
-		res.ScopedRoutes = tracedScopes(res.Routes)
 	}
 	res.sort()
 	return res

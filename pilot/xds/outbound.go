@@ -175,6 +175,11 @@ func (s *Server) buildFragment(v *model.View, svc *model.Service, deps []any) (*
 			return nil, err
 		}
 	}
+	for _, sr := range cfg.ScopedRoutes {
+		if err := add(sr); err != nil {
+			return nil, err
+		}
+	}
 	return f, nil
 }
 
