@@ -5,10 +5,11 @@ import (
 	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/weftmesh/weft/pilot/telemetry"
 )
 
 // TracerName is the instrumentation scope of the injector's spans.
@@ -69,13 +70,7 @@ func (v *verdict) end(span trace.Span) {
 		}
 	}
 	span.SetAttributes(AttrDecision.String(v.decision), AttrReason.String(v.reason))
-	if v.err != nil {
-		span.RecordError(v.err)
-		span.SetStatus(codes.Error, v.err.Error())
-	} else {
-		span.SetStatus(codes.Ok, "")
-	}
-	span.End()
+	telemetry.EndSpan(span, v.err)
 }
 
 // TraceContext continues the API server's trace: with its tracing enabled

@@ -14,6 +14,8 @@ import (
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+
+	"github.com/weftmesh/weft/pilot/telemetry"
 )
 
 // Agent obtains and rotates the pod's SVID and serves it over SDS and the
@@ -109,7 +111,7 @@ func (a *Agent) rotate(ctx context.Context, sds *sds) error {
 		}
 		rctx, span := a.tracer.Start(ctx, SpanRotate, trace.WithNewRoot(), trace.WithLinks(start))
 		svid, err = a.obtain(rctx, sds)
-		endSpan(span, stoppedIfNil(svid, err))
+		telemetry.EndSpan(span, stoppedIfNil(svid, err))
 	}
 	return err
 }
@@ -147,7 +149,7 @@ func (a *Agent) fetch(ctx context.Context, attempt int) (*SVID, error) {
 	if err == nil && span.IsRecording() {
 		span.SetAttributes(svidAttrs(svid)...)
 	}
-	endSpan(span, err)
+	telemetry.EndSpan(span, err)
 	return svid, err
 }
 
@@ -161,7 +163,7 @@ func (a *Agent) publish(ctx context.Context, sds *sds, svid *SVID) error {
 	if err == nil {
 		a.store.set(svid)
 	}
-	endSpan(span, err)
+	telemetry.EndSpan(span, err)
 	return err
 }
 

@@ -22,6 +22,7 @@ import (
 	cav1 "github.com/weftmesh/weft/api/ca/v1"
 	"github.com/weftmesh/weft/pilot/ca"
 	"github.com/weftmesh/weft/pilot/identity"
+	"github.com/weftmesh/weft/pilot/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -58,7 +59,9 @@ func fetchSVID(ctx context.Context, cfg *Config, known []*x509.Certificate) (*SV
 			RootCAs: roots, ServerName: cfg.CAServerName, MinVersion: tls.VersionTLS12,
 		})),
 		grpc.WithPerRPCCredentials(bearer(tok)),
-		caStatsHandler(cfg.TracerProvider),
+		// pilot continues the fetch span's trace; the fetch counter and
+		// pilot's weft_ca_* metrics count these calls.
+		telemetry.GRPCClientTracing(cfg.TracerProvider),
 	}, cfg.DialOptions...)
 	conn, err := grpc.NewClient(cfg.CAAddress, opts...)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/weftmesh/weft/pilot/telemetry"
 )
 
 // livePollInterval is how often the start trace asks Envoy's admin API
@@ -65,13 +67,13 @@ func (t *startTrace) finish(err error) {
 	defer t.mu.Unlock()
 	for _, s := range []trace.Span{t.init, t.probe} {
 		if s != nil {
-			endSpan(s, err)
+			telemetry.EndSpan(s, err)
 		}
 	}
 	t.init, t.probe = nil, nil
 	if !t.rootClosed {
 		t.rootClosed = true
-		endSpan(t.root, err)
+		telemetry.EndSpan(t.root, err)
 	}
 }
 
@@ -97,11 +99,11 @@ func (s tracedStarter) Start(args []string) (Process, error) {
 	_, span := t.tracer.Start(t.ctx, SpanEnvoyStart)
 	p, err := s.Starter.Start(args)
 	if err != nil {
-		endSpan(span, err)
+		telemetry.EndSpan(span, err)
 		return nil, err
 	}
 	span.SetAttributes(AttrEnvoyPID.Int(p.Pid()))
-	endSpan(span, nil)
+	telemetry.EndSpan(span, nil)
 	t.mu.Lock()
 	if !t.rootClosed {
 		_, t.init = t.tracer.Start(t.ctx, SpanEnvoyInit, trace.WithAttributes(AttrEnvoyPID.Int(p.Pid())))
@@ -135,7 +137,7 @@ func (t *startTrace) live() {
 	if t.init == nil {
 		return
 	}
-	endSpan(t.init, nil)
+	telemetry.EndSpan(t.init, nil)
 	t.init = nil
 	_, t.probe = t.tracer.Start(t.ctx, SpanStartupProbe)
 }
@@ -150,16 +152,16 @@ func (t *startTrace) ready() {
 	now := trace.WithTimestamp(time.Now())
 	if t.init != nil {
 		// The probe got there before the poll: Envoy is LIVE now.
-		endSpan(t.init, nil, now)
+		telemetry.EndSpan(t.init, nil, now)
 		t.init = nil
 	}
 	if t.probe != nil {
-		endSpan(t.probe, nil, now)
+		telemetry.EndSpan(t.probe, nil, now)
 		t.probe = nil
 	}
 	t.rootClosed = true
 	t.root.SetAttributes(AttrEnvoyStarted.Bool(t.envoyUp))
-	endSpan(t.root, nil, now)
+	telemetry.EndSpan(t.root, nil, now)
 	t.cancel()
 }
 

@@ -5,14 +5,10 @@ import (
 	"errors"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	noopmetric "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
-	"google.golang.org/grpc"
+
+	"github.com/weftmesh/weft/pilot/telemetry"
 )
 
 // TracerName is the instrumentation scope of weft-agent's spans.
@@ -59,23 +55,6 @@ const (
 	AttrEnvoyStarted = attribute.Key("weft.envoy.started")
 )
 
-// caStatsHandler traces the call to pilot's CA: a CLIENT span whose W3C
-// trace context travels in the call's metadata, so pilot continues the
-// trace. With the no-op provider telemetry.Setup returns without an OTLP
-// endpoint there is no handler at all, so nothing is sent and nothing is
-// allocated. otelgrpc's RPC metrics are left out: the fetch counter and
-// pilot's weft_ca_* metrics already count these calls.
-func caStatsHandler(tp trace.TracerProvider) grpc.DialOption {
-	if _, off := tp.(noop.TracerProvider); off {
-		return grpc.EmptyDialOption{}
-	}
-	return grpc.WithStatsHandler(otelgrpc.NewClientHandler(
-		otelgrpc.WithTracerProvider(tp),
-		otelgrpc.WithMeterProvider(noopmetric.NewMeterProvider()),
-		otelgrpc.WithPropagators(propagation.TraceContext{}),
-	))
-}
-
 // svidAttrs describe an issued SVID on a span.
 func svidAttrs(s *SVID) []attribute.KeyValue {
 	return []attribute.KeyValue{
@@ -97,17 +76,6 @@ func stoppedIfNil(s *SVID, err error) error {
 	return err
 }
 
-// endSpan ends span with status Error and the error recorded, or OK.
-func endSpan(span trace.Span, err error, opts ...trace.SpanEndOption) {
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	} else {
-		span.SetStatus(codes.Ok, "")
-	}
-	span.End(opts...)
-}
-
 // startSpan continues the start trace in ctx, or begins one when ctx has
 // none (an Agent run on its own, without Sidecar); end closes only a span
 // begun here.
@@ -116,5 +84,5 @@ func startSpan(ctx context.Context, tracer trace.Tracer) (context.Context, func(
 		return ctx, func(error) {}
 	}
 	ctx, span := tracer.Start(ctx, SpanStart)
-	return ctx, func(err error) { endSpan(span, err) }
+	return ctx, func(err error) { telemetry.EndSpan(span, err) }
 }

@@ -17,6 +17,7 @@ import (
 	cav1 "github.com/weftmesh/weft/api/ca/v1"
 	"github.com/weftmesh/weft/pilot/ca"
 	"github.com/weftmesh/weft/pilot/identity"
+	"github.com/weftmesh/weft/pilot/telemetry"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -118,7 +119,8 @@ func NewGRPCServer(srv *Server, cert *ServingCert, opts ...grpc.ServerOption) *g
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.GetCertificate}
 	opts = append([]grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(tlsCfg)),
-		serverStatsHandler(srv.cfg.TracerProvider),
+		// Continues the agent's trace; weft_ca_* metrics count the CSRs.
+		telemetry.GRPCServerTracing(srv.cfg.TracerProvider),
 		grpc.MaxRecvMsgSize(64 << 10),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second}),
 	}, opts...)

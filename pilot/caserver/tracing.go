@@ -3,14 +3,9 @@ package caserver
 import (
 	"context"
 
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	noopmetric "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
-	"google.golang.org/grpc"
 )
 
 // TracerName is the instrumentation scope of the CA's spans.
@@ -45,21 +40,6 @@ const (
 	ResultSigned  = "signed"
 	ResultRefused = "refused"
 )
-
-// serverStatsHandler continues the caller's W3C trace context with a
-// SERVER span per call; with the no-op provider of a pilot without an OTLP
-// endpoint there is no handler. otelgrpc's RPC metrics are left out: the
-// weft_ca_* metrics already count and time every CSR.
-func serverStatsHandler(tp trace.TracerProvider) grpc.ServerOption {
-	if _, off := tp.(noop.TracerProvider); off {
-		return grpc.EmptyServerOption{}
-	}
-	return grpc.StatsHandler(otelgrpc.NewServerHandler(
-		otelgrpc.WithTracerProvider(tp),
-		otelgrpc.WithMeterProvider(noopmetric.NewMeterProvider()),
-		otelgrpc.WithPropagators(propagation.TraceContext{}),
-	))
-}
 
 // startSign opens SpanSign under the call's span.
 func (s *Server) startSign(ctx context.Context) (context.Context, trace.Span) {
