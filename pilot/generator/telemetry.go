@@ -167,18 +167,16 @@ func (t Telemetry) collector() TracingSetting {
 	return TracingSetting{CollectorHost: t.Tracing.CollectorHost, CollectorPort: t.Tracing.CollectorPort}
 }
 
-// hcmTracing is the tracing block of every HTTP connection manager, nil
-// when tracing is off. The service name comes from the environment
-// resource detector, which reads OTEL_RESOURCE_ATTRIBUTES the agent sets
-// for Envoy from the pod (agent.EnvoyResourceEnv): the config itself stays
-// the same for every proxy. The OpenTelemetry tracer propagates W3C
-// traceparent/tracestate.
+// hcmTracing is the tracing block of the traced internal listeners'
+// connection managers (tracedetour.go): it traces every request it gets,
+// since the detour routes sampled already (a traceparent's flag still
+// wins). The service name comes from the environment resource detector,
+// which reads OTEL_RESOURCE_ATTRIBUTES the agent sets for Envoy from the
+// pod (agent.EnvoyResourceEnv): the config itself stays the same for every
+// proxy. The OpenTelemetry tracer propagates W3C traceparent/tracestate.
 func (s TracingSetting) hcmTracing() *hcmv3.HttpConnectionManager_Tracing {
-	if !s.On() {
-		return nil
-	}
 	return &hcmv3.HttpConnectionManager_Tracing{
-		RandomSampling: &typev3.Percent{Value: s.SamplingPercent},
+		RandomSampling: &typev3.Percent{Value: 100},
 		Provider: &tracev3.Tracing_Http{
 			Name: "envoy.tracers.opentelemetry",
 			ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(&tracev3.OpenTelemetryConfig{

@@ -12,7 +12,6 @@ import (
 	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -130,7 +129,6 @@ func (s TracingSetting) withDetour(table *routev3.RouteConfiguration) *routev3.R
 func (s TracingSetting) tracedHCM(statPrefix string) *hcmv3.HttpConnectionManager {
 	h := baseHCM(statPrefix)
 	h.Tracing = s.hcmTracing()
-	h.Tracing.RandomSampling = &typev3.Percent{Value: 100}
 	h.ForwardClientCertDetails = hcmv3.HttpConnectionManager_FORWARD_ONLY
 	return h
 }
