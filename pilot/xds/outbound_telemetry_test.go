@@ -8,9 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/weftmesh/weft/pilot/generator"
@@ -60,28 +58,20 @@ func samplings(t *testing.T, s *Server, p *proxy, listener string) []float64 {
 		t.Fatalf("%s: no listener %s", p.nodeID, listener)
 	}
 	rds := snap.GetResources(resource.RouteType)
+	plaintext := func(fc *listenerv3.FilterChain) bool { return fc.GetTransportSocket() == nil }
 	var out []float64
-	for _, fc := range l.GetFilterChains() {
-		for _, f := range fc.GetFilters() {
-			if f.GetName() != wellknown.HTTPConnectionManager || fc.GetTransportSocket() != nil {
-				continue
-			}
-			h := &hcmv3.HttpConnectionManager{}
-			if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
-				t.Fatal(err)
-			}
-			rc := h.GetRouteConfig()
-			if name := h.GetRds().GetRouteConfigName(); name != "" {
-				rc, _ = rds[name].(*routev3.RouteConfiguration)
-			}
-			pct := -1.0
-			for _, r := range rc.GetVirtualHosts()[0].GetRoutes() {
-				if frac := r.GetMatch().GetRuntimeFraction(); frac != nil && strings.HasPrefix(r.GetRoute().GetCluster(), "traced|") {
-					pct = float64(frac.GetDefaultValue().GetNumerator()) / 1e4
-				}
-			}
-			out = append(out, pct)
+	for _, h := range hcmsOf(t, l, plaintext) {
+		rc := h.GetRouteConfig()
+		if name := h.GetRds().GetRouteConfigName(); name != "" {
+			rc, _ = rds[name].(*routev3.RouteConfiguration)
 		}
+		pct := -1.0
+		for _, r := range rc.GetVirtualHosts()[0].GetRoutes() {
+			if frac := r.GetMatch().GetRuntimeFraction(); frac != nil && strings.HasPrefix(r.GetRoute().GetCluster(), "traced|") {
+				pct = float64(frac.GetDefaultValue().GetNumerator()) / 1e4
+			}
+		}
+		out = append(out, pct)
 	}
 	if len(out) == 0 {
 		t.Fatalf("%s: listener %s has no plaintext HTTP connection manager", p.nodeID, listener)
@@ -224,19 +214,10 @@ func TestTelemetryAccessLogging(t *testing.T) {
 	for n, p := range proxies {
 		l := p.last.snap.GetResources(resource.ListenerType)[generator.ListenerInbound].(*listenerv3.Listener)
 		logs := 0
-		for _, fc := range l.GetFilterChains() {
-			for _, f := range fc.GetFilters() {
-				if f.GetName() != wellknown.HTTPConnectionManager {
-					continue
-				}
-				h := &hcmv3.HttpConnectionManager{}
-				if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
-					t.Fatal(err)
-				}
-				for _, a := range h.GetAccessLog() {
-					if a.GetName() == "envoy.access_loggers.stdout" {
-						logs++
-					}
+		for _, h := range hcmsOf(t, l, nil) {
+			for _, a := range h.GetAccessLog() {
+				if a.GetName() == "envoy.access_loggers.stdout" {
+					logs++
 				}
 			}
 		}
@@ -248,8 +229,8 @@ func TestTelemetryAccessLogging(t *testing.T) {
 
 // BenchmarkPushNamespaceTelemetry is BenchmarkPush's 100 proxies × 100
 // Services with tracing on, and one namespace of ten whose Telemetry
-// changes its sampling (its own outbound part, re-edited filters): an
-// EndpointSlice change per round, as there.
+// changes its sampling (its own outbound part, re-edited route tables):
+// an EndpointSlice change per round, as there.
 func BenchmarkPushNamespaceTelemetry(b *testing.B) {
 	for _, override := range []bool{false, true} {
 		b.Run(fmt.Sprintf("override=%v", override), func(b *testing.B) {
@@ -276,19 +257,7 @@ func BenchmarkPushNamespaceTelemetry(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, p := range pods {
-				s.connect(b.Context(), &corev3.Node{Id: p.Name + "." + p.Namespace}, p, spiffeid.RequireFromString("spiffe://cluster.local/x"), true)
-			}
-			b.ResetTimer()
-			for n := range b.N {
-				extra := mt.Pod(svcs[0].Namespace, "extra", "sa", "10.200.0.1", "x", true)
-				if n%2 == 0 {
-					st.UpsertEndpointSlice(mt.Slice(svcs[0], extra))
-				} else {
-					st.UpsertEndpointSlice(mt.Slice(svcs[0]))
-				}
-				s.pushAll(b.Context())
-			}
+			benchPushes(b, s, st, pods, svcs[0])
 		})
 	}
 }

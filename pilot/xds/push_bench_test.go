@@ -46,19 +46,25 @@ func BenchmarkPush(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, p := range pods {
-				s.connect(b.Context(), &corev3.Node{Id: p.Name + "." + p.Namespace}, p, spiffeid.RequireFromString("spiffe://cluster.local/x"), true)
-			}
-			b.ResetTimer()
-			for n := range b.N {
-				extra := mt.Pod(svcs[0].Namespace, "extra", "sa", "10.200.0.1", "x", true)
-				if n%2 == 0 {
-					st.UpsertEndpointSlice(mt.Slice(svcs[0], extra))
-				} else {
-					st.UpsertEndpointSlice(mt.Slice(svcs[0]))
-				}
-				s.pushAll(b.Context())
-			}
+			benchPushes(b, s, st, pods, svcs[0])
 		})
+	}
+}
+
+// benchPushes connects a proxy per pod, then times b.N pushes, each after
+// svc's EndpointSlice gained or lost one endpoint.
+func benchPushes(b *testing.B, s *Server, st *model.Store, pods []*model.Pod, svc *model.Service) {
+	for _, p := range pods {
+		s.connect(b.Context(), &corev3.Node{Id: p.Name + "." + p.Namespace}, p, spiffeid.RequireFromString("spiffe://cluster.local/x"), true)
+	}
+	b.ResetTimer()
+	for n := range b.N {
+		extra := mt.Pod(svc.Namespace, "extra", "sa", "10.200.0.1", "x", true)
+		if n%2 == 0 {
+			st.UpsertEndpointSlice(mt.Slice(svc, extra))
+		} else {
+			st.UpsertEndpointSlice(mt.Slice(svc))
+		}
+		s.pushAll(b.Context())
 	}
 }

@@ -13,6 +13,29 @@ import (
 	"github.com/weftmesh/weft/pilot/model"
 )
 
+// hcmsOf unpacks the HTTP connection managers of l's filter chains that
+// keep accepts (every chain when nil).
+func hcmsOf(t *testing.T, l *listenerv3.Listener, keep func(*listenerv3.FilterChain) bool) []*hcmv3.HttpConnectionManager {
+	t.Helper()
+	var out []*hcmv3.HttpConnectionManager
+	for _, fc := range l.GetFilterChains() {
+		if keep != nil && !keep(fc) {
+			continue
+		}
+		for _, f := range fc.GetFilters() {
+			if f.GetName() != wellknown.HTTPConnectionManager {
+				continue
+			}
+			h := &hcmv3.HttpConnectionManager{}
+			if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // requestMetricsOf reads a proxy's current snapshot: whether its inbound
 // listener records request metrics (any stats logger), and how many of
 // its outbound route tables carry the client's request headers (of how
@@ -24,18 +47,9 @@ func requestMetricsOf(t *testing.T, s *Server, p *proxy) (records bool, withHead
 		t.Fatal(err)
 	}
 	l := snap.GetResources(resource.ListenerType)[generator.ListenerInbound].(*listenerv3.Listener)
-	for _, fc := range l.GetFilterChains() {
-		for _, f := range fc.GetFilters() {
-			if f.GetName() != wellknown.HTTPConnectionManager {
-				continue
-			}
-			h := &hcmv3.HttpConnectionManager{}
-			if err := f.GetTypedConfig().UnmarshalTo(h); err != nil {
-				t.Fatal(err)
-			}
-			for _, a := range h.GetAccessLog() {
-				records = records || a.GetName() == "envoy.access_loggers.stats"
-			}
+	for _, h := range hcmsOf(t, l, nil) {
+		for _, a := range h.GetAccessLog() {
+			records = records || a.GetName() == "envoy.access_loggers.stats"
 		}
 	}
 	for _, r := range snap.GetResources(resource.RouteType) {
