@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,6 +58,18 @@ func spanByName(t *testing.T, spans tracetest.SpanStubs, name string) tracetest.
 	return found[0]
 }
 
+// waitSpans waits until exp has a span named name and returns every span
+// exported by then.
+func waitSpans(t *testing.T, exp *tracetest.InMemoryExporter, name string, within, tick time.Duration, msgAndArgs ...any) tracetest.SpanStubs {
+	t.Helper()
+	var spans tracetest.SpanStubs
+	require.Eventually(t, func() bool {
+		spans = exp.GetSpans()
+		return slices.ContainsFunc(spans, func(s tracetest.SpanStub) bool { return s.Name == name })
+	}, within, tick, msgAndArgs...)
+	return spans
+}
+
 func attrMap(s tracetest.SpanStub) map[attribute.Key]string {
 	out := map[attribute.Key]string{}
 	for _, kv := range s.Attributes {
@@ -93,14 +106,7 @@ func TestStartTraceChain(t *testing.T) {
 	p, err := st.starter(fakeEnvoyStarter()).Start([]string{"-c", "x"})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return polls.Load() >= 3 }, 5*time.Second, time.Millisecond, "admin state polled until LIVE")
-	require.Eventually(t, func() bool {
-		for _, s := range exp.GetSpans() {
-			if s.Name == SpanEnvoyInit {
-				return true
-			}
-		}
-		return false
-	}, 5*time.Second, time.Millisecond)
+	waitSpans(t, exp, SpanEnvoyInit, 5*time.Second, time.Millisecond)
 	code.Store(http.StatusOK)
 	assert.Equal(t, http.StatusOK, probeReady(h))
 	assert.Equal(t, http.StatusOK, probeReady(h))

@@ -105,16 +105,7 @@ func TestAgentStartTraceReachesCA(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("agent never became ready")
 	}
-	var spans tracetest.SpanStubs
-	require.Eventually(t, func() bool {
-		spans = tr.exp.GetSpans()
-		for _, s := range spans {
-			if s.Name == SpanStart {
-				return true
-			}
-		}
-		return false
-	}, 5*time.Second, time.Millisecond, "agent.start ends once the SVID is served")
+	spans := waitSpans(t, tr.exp, SpanStart, 5*time.Second, time.Millisecond, "agent.start ends once the SVID is served")
 	root := spanByName(t, spans, SpanStart)
 	assert.False(t, root.Parent.IsValid())
 	assert.Equal(t, codes.Ok, root.Status.Code)
@@ -159,16 +150,7 @@ func TestRotationIsItsOwnTrace(t *testing.T) {
 	cfg.TracerProvider = tr.agent
 	cfg.CertTTL, cfg.RenewFraction = 4*time.Second, 0.25
 	runAgent(t, cfg)
-	var spans tracetest.SpanStubs
-	require.Eventually(t, func() bool {
-		spans = tr.exp.GetSpans()
-		for _, s := range spans {
-			if s.Name == SpanRotate {
-				return true
-			}
-		}
-		return false
-	}, 10*time.Second, 10*time.Millisecond, "no renewal within 10s of a 4s SVID renewed at 25%")
+	spans := waitSpans(t, tr.exp, SpanRotate, 10*time.Second, 10*time.Millisecond, "no renewal within 10s of a 4s SVID renewed at 25%")
 	start, rotate := spanByName(t, spans, SpanStart), spanByName(t, spans, SpanRotate)
 	assert.False(t, rotate.Parent.IsValid(), "a root")
 	assert.NotEqual(t, start.SpanContext.TraceID(), rotate.SpanContext.TraceID(), "a trace of its own")
@@ -229,16 +211,7 @@ func TestSidecarStartTrace(t *testing.T) {
 		code, _, _, err := httpGet(ready)
 		return err == nil && code == http.StatusOK
 	}, 30*time.Second, 5*time.Millisecond, "the readiness listener never said ready")
-	var spans tracetest.SpanStubs
-	require.Eventually(t, func() bool {
-		spans = tr.exp.GetSpans()
-		for _, s := range spans {
-			if s.Name == SpanStart {
-				return true
-			}
-		}
-		return false
-	}, 5*time.Second, time.Millisecond)
+	spans := waitSpans(t, tr.exp, SpanStart, 5*time.Second, time.Millisecond)
 
 	root := spanByName(t, spans, SpanStart)
 	assert.Equal(t, e.cfg.Started, root.StartTime)
