@@ -10,8 +10,9 @@
 // Model changes are debounced into pushes; each push regenerates every
 // connected proxy's snapshot from shared parts (per-Service outbound config
 // rebuilt only when its inputs change, assembled once per visibility scope),
-// versions it by content hash so unchanged types are not resent, checks its
-// consistency and sets it. ACKs and NACKs are tracked per proxy and type for
+// versions it by content hash and hands go-control-plane (one snapshot
+// cache per type, typeCaches) only the types whose content changed, so
+// unchanged types are neither resent nor diffed. ACKs and NACKs are tracked per proxy and type for
 // meshctl proxy-status (SyncStatus, DebugHandler's /debug/syncz).
 //
 // Sidecars should use delta ADS (api_type DELTA_GRPC): go-control-plane's

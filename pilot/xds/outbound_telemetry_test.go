@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -43,21 +44,27 @@ func telemetryWorld(t *testing.T) (*Server, *model.Store, map[string]*proxy) {
 	return s, st, proxies
 }
 
+// cached is what go-control-plane's cache of type url holds for p.
+func cached(t *testing.T, s *Server, p *proxy, url string) map[string]types.Resource {
+	t.Helper()
+	snap, err := s.caches.byURL[url].GetSnapshot(p.nodeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap.GetResources(url)
+}
+
 // samplings reads the random sampling of a proxy's current snapshot, as
 // the tracing detour's random route in each route table the listener
 // uses (-1: no such route, tracing off): the outbound RDS tables, the
 // inbound plaintext chains' inline tables (mTLS callers sampled already).
 func samplings(t *testing.T, s *Server, p *proxy, listener string) []float64 {
 	t.Helper()
-	snap, err := s.cache.GetSnapshot(p.nodeID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, ok := snap.GetResources(resource.ListenerType)[listener].(*listenerv3.Listener)
+	l, ok := cached(t, s, p, resource.ListenerType)[listener].(*listenerv3.Listener)
 	if !ok {
 		t.Fatalf("%s: no listener %s", p.nodeID, listener)
 	}
-	rds := snap.GetResources(resource.RouteType)
+	rds := cached(t, s, p, resource.RouteType)
 	plaintext := func(fc *listenerv3.FilterChain) bool { return fc.GetTransportSocket() == nil }
 	var out []float64
 	for _, h := range hcmsOf(t, l, plaintext) {

@@ -124,7 +124,7 @@ func (s *Server) pushOne(v *model.View, p *proxy) error {
 	// can send it, so the proxy's answer never finds them unprepared.
 	s.status.setDesired(p.nodeID, built)
 	s.tel.pushed(v, p.nodeID, built, p.last)
-	if err := s.cache.SetSnapshot(context.Background(), p.nodeID, built.snap); err != nil {
+	if err := s.caches.set(p.nodeID, built, p.last); err != nil {
 		// A later push of the same versions answers this one's span.
 		return fmt.Errorf("set snapshot for %s: %w", p.nodeID, err)
 	}

@@ -42,17 +42,13 @@ func hcmsOf(t *testing.T, l *listenerv3.Listener, keep func(*listenerv3.FilterCh
 // many).
 func requestMetricsOf(t *testing.T, s *Server, p *proxy) (records bool, withHeaders, routes int) {
 	t.Helper()
-	snap, err := s.cache.GetSnapshot(p.nodeID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := snap.GetResources(resource.ListenerType)[generator.ListenerInbound].(*listenerv3.Listener)
+	l := cached(t, s, p, resource.ListenerType)[generator.ListenerInbound].(*listenerv3.Listener)
 	for _, h := range hcmsOf(t, l, nil) {
 		for _, a := range h.GetAccessLog() {
 			records = records || a.GetName() == "envoy.access_loggers.stats"
 		}
 	}
-	for _, r := range snap.GetResources(resource.RouteType) {
+	for _, r := range cached(t, s, p, resource.RouteType) {
 		routes++
 		for _, h := range r.(*routev3.RouteConfiguration).GetRequestHeadersToAdd() {
 			if h.GetHeader().GetKey() == generator.HeaderSourceWorkload {

@@ -11,7 +11,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/go-logr/logr"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -26,7 +25,7 @@ import (
 // Server is pilot's ADS server. Build it with New and start it with Run.
 type Server struct {
 	cfg     Config
-	cache   cache.SnapshotCache
+	caches  *typeCaches
 	status  *tracker
 	tel     *telemetry
 	trigger chan struct{}
@@ -79,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 		proxies: map[string]*proxy{},
 		outbox:  map[string]*namespacePart{},
 	}
-	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cacheLogger{s})
+	s.caches = newTypeCaches(cacheLogger{s})
 	tel, err := newTelemetry(s)
 	if err != nil {
 		return nil, err
@@ -109,7 +108,7 @@ func (s *Server) Run(ctx context.Context) error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
 	}
 	gs := grpc.NewServer(opts...)
-	xdsServer := serverv3.NewServer(ctx, s.cache, s.status.callbacks(s))
+	xdsServer := serverv3.NewServer(ctx, s.caches.mux, s.status.callbacks(s))
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xdsServer)
 
 	s.tel.start(ctx)
@@ -192,7 +191,7 @@ func (s *Server) disconnect(p *proxy) {
 		return
 	}
 	delete(s.proxies, p.nodeID)
-	s.cache.ClearSnapshot(p.nodeID)
+	s.caches.clear(p.nodeID)
 	s.status.removeNode(p.nodeID)
 	s.tel.gone(p.nodeID)
 	s.log.Info("proxy disconnected", "node", p.nodeID)

@@ -30,6 +30,7 @@ type part struct {
 	// adds nothing of a type (EDS, RDS) uses them as they are, so a
 	// thousand proxies share one map instead of copying it.
 	index    [types.UnknownType]map[string]types.ResourceWithTTL
+	plain    [types.UnknownType]map[string]types.Resource
 	versions [types.UnknownType]map[string]string
 	bytes    int
 	// consistent is the result of Snapshot.Consistent on the part alone.
@@ -100,6 +101,7 @@ func newPart(r *generator.Resources, known map[types.Resource]hashed) (*part, er
 		h := sha256.New()
 		p.names[t] = make(map[string]bool, len(p.items[t]))
 		p.index[t] = make(map[string]types.ResourceWithTTL, len(p.items[t]))
+		p.plain[t] = make(map[string]types.Resource, len(p.items[t]))
 		p.versions[t] = make(map[string]string, len(p.items[t]))
 		for _, r := range p.items[t] {
 			h.Write([]byte(r.name))
@@ -107,6 +109,7 @@ func newPart(r *generator.Resources, known map[types.Resource]hashed) (*part, er
 			h.Write([]byte(r.hash))
 			p.names[t][r.name] = true
 			p.index[t][r.name] = types.ResourceWithTTL{Resource: r.res}
+			p.plain[t][r.name] = r.res
 			p.versions[t][r.name] = r.hash
 		}
 		p.digest[t] = h.Sum(nil)
@@ -116,12 +119,14 @@ func newPart(r *generator.Resources, known map[types.Resource]hashed) (*part, er
 	return p, nil
 }
 
-// builtSnapshot is a snapshot with its per-type versions.
+// builtSnapshot is a snapshot with its per-type versions and the parts it
+// was built from.
 type builtSnapshot struct {
-	snap     *cache.Snapshot
-	versions map[string]string // type URL → version
-	counts   map[string]int    // type URL → number of resources
-	bytes    int
+	snap        *cache.Snapshot
+	shared, own *part
+	versions    map[string]string // type URL → version
+	counts      map[string]int    // type URL → number of resources
+	bytes       int
 }
 
 // buildSnapshot combines the namespace's shared part and the proxy's own
@@ -144,6 +149,8 @@ func buildSnapshot(shared, own *part) (*builtSnapshot, error) {
 		versions: map[string]string{},
 		counts:   map[string]int{},
 		bytes:    shared.bytes + own.bytes,
+		shared:   shared,
+		own:      own,
 	}
 	for _, t := range xdsTypes {
 		url, _ := cache.GetResponseTypeURL(t)
