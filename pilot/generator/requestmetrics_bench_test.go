@@ -2,9 +2,10 @@ package generator_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,43 +37,116 @@ var metricsVariants = []struct {
 
 // BenchmarkRequestMetrics is the per-request cost of request metrics on
 // the path client sidecar → server sidecar (mTLS, HTTP/1.1 keep-alive,
-// one worker thread each, sequential requests): latency per request
-// (ns/op) and the CPU both Envoys spent per request (envoy-cpu-us/op,
-// from /proc, 10 ms resolution: use -benchtime=20000x or more).
+// one worker thread each, sequential requests). Every variant's pair runs
+// side by side and they take turns in blocks (interleavePairs), so a
+// noisy minute on a shared machine lands on all of them; b.N is the
+// requests per variant. It reports, per variant, both Envoys' CPU per
+// request and the median over rounds of its difference to "off" in the
+// same round (µs and %).
 func BenchmarkRequestMetrics(b *testing.B) {
 	bin, ok := envoytest.Binary()
 	if !ok {
 		b.Skip("no envoy binary (make envoy)")
 	}
+	var names []string
+	var pairs []*meshPair
 	for _, v := range metricsVariants {
-		b.Run(v.name, func(b *testing.B) {
-			p := startMeshPairWith(b, bin, pairConfig{portName: "http", telemetry: v.telemetry})
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-			get := func() {
-				resp, err := client.Get(p.serviceURL + "/")
-				if err != nil {
+		names = append(names, v.name)
+		pairs = append(pairs, startMeshPairWith(b, bin, pairConfig{portName: "http", telemetry: v.telemetry}))
+	}
+	interleavePairs(b, names, pairs)
+}
+
+// interleavePairs sends b.N sequential requests through each pair, in
+// rounds of blockSize requests per pair (the order rotating each round),
+// and reports each pair's Envoy CPU per request (<name>-cpu-us/op) and,
+// for every pair after the first, the median over rounds of its CPU per
+// request minus the first's in the same round (<name>-delta-us/op,
+// <name>-delta-%). CPU is both Envoys' time on CPU from the scheduler
+// (/proc/<pid>/task/*/schedstat, ns).
+func interleavePairs(b *testing.B, names []string, pairs []*meshPair) {
+	const blockSize = 500
+	clients := make([]*http.Client, len(pairs))
+	for i, p := range pairs {
+		clients[i] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		for range 200 {
+			if err := getOK(clients[i], p.serviceURL+"/"); err != nil {
+				b.Fatal(err) // connections, TLS sessions and stats exist before timing
+			}
+		}
+	}
+	rounds := max(1, b.N/blockSize)
+	perRound := make([][]float64, len(pairs)) // CPU µs per request
+	b.ResetTimer()
+	for r := range rounds {
+		for k := range pairs {
+			i := (k + r) % len(pairs)
+			before := pairRunTime(b, pairs[i])
+			for range blockSize {
+				if err := getOK(clients[i], pairs[i].serviceURL+"/"); err != nil {
 					b.Fatal(err)
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				_ = resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Fatalf("status %s", resp.Status)
-				}
 			}
-			for range 200 {
-				get() // connections, TLS sessions and stats exist before timing
-			}
-			cpu := cpuTicks(b, p.client.Pid) + cpuTicks(b, p.server.Pid)
-			b.ResetTimer()
-			for range b.N {
-				get()
-			}
-			b.StopTimer()
-			cpu = cpuTicks(b, p.client.Pid) + cpuTicks(b, p.server.Pid) - cpu
-			// Linux reports process times in USER_HZ, 100 per second.
-			b.ReportMetric(float64(cpu)*1e4/float64(b.N), "envoy-cpu-us/op")
-		})
+			perRound[i] = append(perRound[i], float64(pairRunTime(b, pairs[i])-before)/1e3/blockSize)
+		}
 	}
+	b.StopTimer()
+	for i, name := range names {
+		b.ReportMetric(mean(perRound[i]), name+"-cpu-us/op")
+		if i == 0 {
+			continue
+		}
+		var delta, pct []float64
+		for r := range rounds {
+			delta = append(delta, perRound[i][r]-perRound[0][r])
+			pct = append(pct, 100*(perRound[i][r]-perRound[0][r])/perRound[0][r])
+		}
+		b.ReportMetric(median(delta), name+"-delta-us/op")
+		b.ReportMetric(median(pct), name+"-delta-%")
+	}
+}
+
+// pairRunTime is the time both Envoys of p have spent on CPU, in ns.
+func pairRunTime(b *testing.B, p *meshPair) int64 {
+	return runTime(b, p.client.Pid) + runTime(b, p.server.Pid)
+}
+
+// runTime sums the scheduler's on-CPU time of every thread of pid.
+func runTime(b *testing.B, pid int) int64 {
+	b.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		b.Fatalf("threads of %d: %v", pid, err)
+	}
+	var sum int64
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
+		if err != nil {
+			b.Fatalf("parse %s: %v", t, err)
+		}
+		sum += ns
+	}
+	return sum
+}
+
+func mean(xs []float64) float64 {
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // BenchmarkRequestMetricsConfigSize is what request metrics add to a

@@ -283,12 +283,8 @@ func measureDataPlane(b *testing.B, st dpSetting, duration time.Duration) dpResu
 // printDataPlaneTable prints the medians of every setting over the rounds
 // and, for the meshed settings, telemetry on relative to off.
 func printDataPlaneTable(b *testing.B, settings []dpSetting, results map[string][]dpResult) {
-	med := func(rs []dpResult, f func(dpResult) float64) float64 {
-		v := make([]float64, 0, len(rs))
-		for _, r := range rs {
-			v = append(v, f(r))
-		}
-		slices.Sort(v)
+	median := func(v []float64) float64 {
+		v = slices.Sorted(slices.Values(v))
 		if len(v) == 0 {
 			return 0
 		}
@@ -296,6 +292,13 @@ func printDataPlaneTable(b *testing.B, settings []dpSetting, results map[string]
 			return v[len(v)/2]
 		}
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	med := func(rs []dpResult, f func(dpResult) float64) float64 {
+		v := make([]float64, 0, len(rs))
+		for _, r := range rs {
+			v = append(v, f(r))
+		}
+		return median(v)
 	}
 	cols := []struct {
 		name string
@@ -328,22 +331,30 @@ func printDataPlaneTable(b *testing.B, settings []dpSetting, results map[string]
 		rs := results[st.name]
 		row(st.name, func(c int) string { return fmt.Sprintf("%.2f", med(rs, cols[c].f)) })
 	}
-	// Each meshed setting relative to telemetry off.
+	// Each meshed setting relative to telemetry off: the median, over the
+	// rounds, of the ratio to off measured in the same round (the machine
+	// drifts between rounds more than within one), and the range.
 	off := results["mesh-mtls/telemetry=off"]
 	for _, st := range settings {
 		if !st.apps.meshed || (!st.metrics && !st.tracing) {
 			continue
 		}
 		rs := results[st.name]
-		row(strings.TrimPrefix(st.name, "mesh-mtls/telemetry=")+" / off", func(c int) string {
+		row(strings.TrimPrefix(st.name, "mesh-mtls/telemetry=")+" / off, same round", func(c int) string {
 			if c >= len(cols)-1 { // the collector idles when off: a ratio says nothing
 				return "—"
 			}
-			o := med(off, cols[c].f)
-			if o == 0 {
+			var ratios []float64
+			for r := range min(len(rs), len(off)) {
+				if o := cols[c].f(off[r]); o != 0 {
+					ratios = append(ratios, cols[c].f(rs[r])/o-1)
+				}
+			}
+			if len(ratios) == 0 {
 				return "—"
 			}
-			return fmt.Sprintf("%+.1f%%", (med(rs, cols[c].f)/o-1)*100)
+			pct := func(x float64) string { return fmt.Sprintf("%+.1f%%", x*100) }
+			return fmt.Sprintf("%s (%s…%s)", pct(median(ratios)), pct(slices.Min(ratios)), pct(slices.Max(ratios)))
 		})
 	}
 	b.Log(sb.String())
