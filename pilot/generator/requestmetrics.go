@@ -41,9 +41,9 @@ import (
 //     "destination"), TCP proxies a connection counter and bytes.
 //
 // Every value is a literal, the verified peer certificate, or metadata
-// that a rule sets to "unknown" before the header can override it: tags
-// are never empty (only a request Envoy rejects before its HTTP filters
-// run has no metadata).
+// from the header or, where the caller sent none, "unknown": tags are
+// never empty (a request Envoy rejects before its HTTP filters run, or a
+// header sent empty, has no metadata and reads "-").
 //
 // The switch (Telemetry.RequestMetricsFor): a server records when its
 // namespace's Telemetry, else the root namespace's, else pilot's flag says
@@ -170,22 +170,16 @@ func peerMeta(key string) string {
 	return "%DYNAMIC_METADATA(" + peerMetadataNamespace + ":" + key + ")%"
 }
 
-// headerRule moves header into the peer metadata key and removes it.
-func headerRule(header, key string) *headertometav3.Config_Rule {
+// headerRule moves header into the peer metadata key and removes it, or
+// sets the key to missing when the request has no such header. (A rule
+// per default on ":method", which the first version had, cost the
+// server's sidecar ~4.5 µs more per request in BenchmarkRequestMetrics.)
+func headerRule(header, key, missing string) *headertometav3.Config_Rule {
 	return &headertometav3.Config_Rule{
 		Header:          header,
 		OnHeaderPresent: &headertometav3.Config_KeyValuePair{MetadataNamespace: peerMetadataNamespace, Key: key},
+		OnHeaderMissing: &headertometav3.Config_KeyValuePair{MetadataNamespace: peerMetadataNamespace, Key: key, Value: missing},
 		Remove:          true,
-	}
-}
-
-// defaultRule sets key to value on every request (":method" is always
-// there), before headerRule may override it: a missing or empty header,
-// or a stream that ends before the response, leaves the default.
-func defaultRule(key, value string) *headertometav3.Config_Rule {
-	return &headertometav3.Config_Rule{
-		Header:          ":method",
-		OnHeaderPresent: &headertometav3.Config_KeyValuePair{MetadataNamespace: peerMetadataNamespace, Key: key, Value: value},
 	}
 }
 
@@ -297,12 +291,9 @@ func (s inboundSide) editHCM(h *hcmv3.HttpConnectionManager) {
 	if s.mtls {
 		h.HttpFilters = slices.Insert(h.HttpFilters, 0, headerToMetadata(&headertometav3.Config{
 			RequestRules: []*headertometav3.Config_Rule{
-				defaultRule(es.TagSourceWorkload, es.Unknown),
-				defaultRule(es.TagSourceWorkloadNamespace, es.Unknown),
-				defaultRule(es.TagDestinationService, s.service),
-				headerRule(HeaderSourceWorkload, es.TagSourceWorkload),
-				headerRule(HeaderSourceNamespace, es.TagSourceWorkloadNamespace),
-				headerRule(HeaderDestinationService, es.TagDestinationService),
+				headerRule(HeaderSourceWorkload, es.TagSourceWorkload, es.Unknown),
+				headerRule(HeaderSourceNamespace, es.TagSourceWorkloadNamespace, es.Unknown),
+				headerRule(HeaderDestinationService, es.TagDestinationService, s.service),
 			},
 		}))
 		tags.srcWorkload, tags.srcNamespace = peerMeta(es.TagSourceWorkload), peerMeta(es.TagSourceWorkloadNamespace)

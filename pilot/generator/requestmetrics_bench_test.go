@@ -59,11 +59,12 @@ func BenchmarkRequestMetrics(b *testing.B) {
 
 // interleavePairs sends b.N sequential requests through each pair, in
 // rounds of blockSize requests per pair (the order rotating each round),
-// and reports each pair's Envoy CPU per request (<name>-cpu-us/op) and,
-// for every pair after the first, the median over rounds of its CPU per
-// request minus the first's in the same round (<name>-delta-us/op,
-// <name>-delta-%). CPU is both Envoys' time on CPU from the scheduler
-// (/proc/<pid>/task/*/schedstat, ns).
+// and reports each pair's Envoy CPU per request (<name>-cpu-us/op, both
+// sidecars) and, for every pair after the first, the median over rounds
+// of its CPU per request minus the first's in the same round, both
+// sidecars and the server's alone (<name>-delta-us/op, <name>-delta-%,
+// <name>-server-delta-us/op). CPU is the Envoys' time on CPU from the
+// scheduler (/proc/<pid>/task/*/schedstat, ns).
 func interleavePairs(b *testing.B, names []string, pairs []*meshPair) {
 	const blockSize = 500
 	clients := make([]*http.Client, len(pairs))
@@ -76,39 +77,40 @@ func interleavePairs(b *testing.B, names []string, pairs []*meshPair) {
 		}
 	}
 	rounds := max(1, b.N/blockSize)
-	perRound := make([][]float64, len(pairs)) // CPU µs per request
+	// CPU µs per request of each pair's client and server, per round.
+	client, server := make([][]float64, len(pairs)), make([][]float64, len(pairs))
+	perRequest := func(ns int64) float64 { return float64(ns) / 1e3 / blockSize }
 	b.ResetTimer()
 	for r := range rounds {
 		for k := range pairs {
 			i := (k + r) % len(pairs)
-			before := pairRunTime(b, pairs[i])
+			c0, s0 := runTime(b, pairs[i].client.Pid), runTime(b, pairs[i].server.Pid)
 			for range blockSize {
 				if err := getOK(clients[i], pairs[i].serviceURL+"/"); err != nil {
 					b.Fatal(err)
 				}
 			}
-			perRound[i] = append(perRound[i], float64(pairRunTime(b, pairs[i])-before)/1e3/blockSize)
+			client[i] = append(client[i], perRequest(runTime(b, pairs[i].client.Pid)-c0))
+			server[i] = append(server[i], perRequest(runTime(b, pairs[i].server.Pid)-s0))
 		}
 	}
 	b.StopTimer()
 	for i, name := range names {
-		b.ReportMetric(mean(perRound[i]), name+"-cpu-us/op")
+		b.ReportMetric(mean(client[i])+mean(server[i]), name+"-cpu-us/op")
 		if i == 0 {
 			continue
 		}
-		var delta, pct []float64
+		var both, pct, srv []float64
 		for r := range rounds {
-			delta = append(delta, perRound[i][r]-perRound[0][r])
-			pct = append(pct, 100*(perRound[i][r]-perRound[0][r])/perRound[0][r])
+			base := client[0][r] + server[0][r]
+			d := client[i][r] + server[i][r] - base
+			both, pct = append(both, d), append(pct, 100*d/base)
+			srv = append(srv, server[i][r]-server[0][r])
 		}
-		b.ReportMetric(median(delta), name+"-delta-us/op")
+		b.ReportMetric(median(both), name+"-delta-us/op")
 		b.ReportMetric(median(pct), name+"-delta-%")
+		b.ReportMetric(median(srv), name+"-server-delta-us/op")
 	}
-}
-
-// pairRunTime is the time both Envoys of p have spent on CPU, in ns.
-func pairRunTime(b *testing.B, p *meshPair) int64 {
-	return runTime(b, p.client.Pid) + runTime(b, p.server.Pid)
 }
 
 // runTime sums the scheduler's on-CPU time of every thread of pid.

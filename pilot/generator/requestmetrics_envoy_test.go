@@ -137,6 +137,35 @@ func TestRequestMetricsDisabledWithEnvoy(t *testing.T) {
 	}
 }
 
+// TestRequestMetricsWithoutClientHeadersWithEnvoy: with request metrics
+// off mesh-wide, clients send no headers; a namespace that records
+// anyway names every mTLS caller "unknown" (its principal still names
+// it) and the destination Service by the port.
+func TestRequestMetricsWithoutClientHeadersWithEnvoy(t *testing.T) {
+	bin, ok := envoytest.Binary()
+	if !ok {
+		t.Skip("no envoy binary (make envoy)")
+	}
+	on := &model.TelemetryPolicy{Namespace: ns, Name: "default", Settings: model.TelemetrySettings{MetricsDisabled: model.Some(false)}}
+	p := startMeshPairWith(t, bin, pairConfig{portName: "http", telemetry: generator.Telemetry{RequestMetricsDisabled: true},
+		objects: model.Objects{Telemetry: []*model.TelemetryPolicy{on}}})
+	const n = 2
+	for range n {
+		req, err := http.NewRequest(http.MethodGet, p.serviceURL+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		do(t, req)
+		noExchangeHeaders(t, "the server app's request", p.app.lastHeaders())
+	}
+	waitSample(t, p.server, es.PrometheusName(es.MetricRequests), map[string]string{
+		es.TagReporter: es.ReporterDestination, es.TagConnectionSecurityPolicy: es.SecurityMutualTLS,
+		es.TagSourceWorkload: es.Unknown, es.TagSourceWorkloadNamespace: es.Unknown, es.TagSourcePrincipal: pairClientPrincipal,
+		es.TagDestinationWorkload: "reviews-v1", es.TagDestinationWorkloadNamespace: ns, es.TagDestinationService: pairService,
+		es.TagRequestProtocol: "HTTP/1.1", es.TagResponseCode: "200",
+	}, n)
+}
+
 // TestTCPMetricsWithEnvoy: the stats logger also works on TCP proxies (at
 // connection close) on the server's side; peer workloads are unknown
 // there, the server still knows the caller's SPIFFE ID.

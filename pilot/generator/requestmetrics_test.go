@@ -28,7 +28,8 @@ type chainMetrics struct {
 	// the same tags, which metricsOf checks).
 	tags []map[string]string
 	// rules of the header_to_metadata filter, "request:<header>" or
-	// "response:<header>" → the metadata key and default value.
+	// "response:<header>" → the metadata key and value, the key and
+	// value set when the header is missing, and whether it is removed.
 	rules map[string]string
 	// route is the HTTP connection manager's inline route table, if any.
 	route *routev3.RouteConfiguration
@@ -70,6 +71,9 @@ func addRules(into map[string]string, dir string, rules []*headertometav3.Config
 	for _, r := range rules {
 		kv := r.GetOnHeaderPresent()
 		s := kv.GetKey() + "=" + kv.GetValue()
+		if m := r.GetOnHeaderMissing(); m != nil {
+			s += " missing " + m.GetKey() + "=" + m.GetValue()
+		}
 		if r.GetRemove() {
 			s += " remove"
 		}
@@ -224,10 +228,9 @@ func TestRequestMetricsConfig(t *testing.T) {
 
 	mtls, plain := chains["inbound|9080||mtls"], chains["inbound|9080||plaintext"]
 	if diff := cmp.Diff(map[string]string{
-		"request::method": "source_workload=unknown, source_workload_namespace=unknown, destination_service=" + host,
-		"request:" + generator.HeaderSourceWorkload:     "source_workload= remove",
-		"request:" + generator.HeaderSourceNamespace:    "source_workload_namespace= remove",
-		"request:" + generator.HeaderDestinationService: "destination_service= remove",
+		"request:" + generator.HeaderSourceWorkload:     "source_workload= missing source_workload=unknown remove",
+		"request:" + generator.HeaderSourceNamespace:    "source_workload_namespace= missing source_workload_namespace=unknown remove",
+		"request:" + generator.HeaderDestinationService: "destination_service= missing destination_service=" + host + " remove",
 	}, mtls.rules); diff != "" {
 		t.Errorf("inbound mTLS header rules (-want +got):\n%s", diff)
 	}
@@ -406,7 +409,7 @@ func TestInboundServiceAmbiguous(t *testing.T) {
 				t.Errorf("plaintext destination_service = %q, want unknown", got)
 			}
 		case "inbound|9080||mtls":
-			if got := m.rules["request::method"]; !strings.HasSuffix(got, "destination_service="+es.Unknown) {
+			if got := m.rules["request:"+generator.HeaderDestinationService]; !strings.Contains(got, "missing destination_service="+es.Unknown+" ") {
 				t.Errorf("mTLS default destination_service: %q, want unknown", got)
 			}
 		}
