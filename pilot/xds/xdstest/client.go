@@ -185,81 +185,69 @@ func (c *Client) acked(typeURL, version string) {
 	}
 }
 
-// referenced returns the EDS or RDS names the accepted clusters or
-// listeners refer to, sorted, as Envoy would subscribe to them.
-func referenced(typeURL string, res map[string]*anypb.Any) (string, []string, error) {
+// references are what accepted clusters or listeners make Envoy ask for:
+// the EDS or RDS names (child, sorted) and, for listeners, whether any
+// connection manager uses scoped routes over SRDS.
+type references struct {
+	child string
+	names []string
+	srds  bool
+}
+
+// referenced returns the references of the accepted clusters or
+// listeners res (none for other types).
+func referenced(typeURL string, res map[string]*anypb.Any) (references, error) {
 	names := map[string]bool{}
 	switch typeURL {
 	case resource.ClusterType:
 		for _, a := range res {
 			var cl clusterv3.Cluster
 			if err := a.UnmarshalTo(&cl); err != nil {
-				return "", nil, err
+				return references{}, err
 			}
 			if cl.GetType() == clusterv3.Cluster_EDS {
 				names[cmpOr(cl.GetEdsClusterConfig().GetServiceName(), cl.GetName())] = true
 			}
 		}
-		return resource.EndpointType, slices.Sorted(maps.Keys(names)), nil
+		return references{child: resource.EndpointType, names: slices.Sorted(maps.Keys(names))}, nil
 	case resource.ListenerType:
+		srds := false
 		for _, a := range res {
 			var l listenerv3.Listener
 			if err := a.UnmarshalTo(&l); err != nil {
-				return "", nil, err
+				return references{}, err
 			}
 			for _, fc := range append(slices.Clone(l.GetFilterChains()), l.GetDefaultFilterChain()) {
 				for _, f := range fc.GetFilters() {
 					var h hcmv3.HttpConnectionManager
 					if f.GetTypedConfig().MessageIs(&h) {
 						if err := f.GetTypedConfig().UnmarshalTo(&h); err != nil {
-							return "", nil, err
+							return references{}, err
 						}
 						if n := h.GetRds().GetRouteConfigName(); n != "" {
 							names[n] = true
 						}
+						srds = srds || h.GetScopedRoutes().GetScopedRds() != nil
 					}
 				}
 			}
 		}
-		return resource.RouteType, slices.Sorted(maps.Keys(names)), nil
+		return references{child: resource.RouteType, names: slices.Sorted(maps.Keys(names)), srds: srds}, nil
 	}
-	return "", nil, nil
+	return references{}, nil
 }
 
-// wantsSRDS reports whether the client should now ask for SRDS: its
-// accepted listeners use scoped routes over SRDS and it has not asked
-// yet. Envoy asks once, for every scope (a wildcard), and keeps asking.
-func (c *Client) wantsSRDS(listeners map[string]*anypb.Any) (bool, error) {
+// firstSRDS reports whether refs make the client ask for SRDS now: its
+// listeners use scoped routes over SRDS and it has not asked yet. Envoy
+// asks once, for every scope (a wildcard), and keeps asking.
+func (c *Client) firstSRDS(refs references) bool {
 	c.mu.Lock()
-	asked := c.srds
-	c.mu.Unlock()
-	if asked {
-		return false, nil
+	defer c.mu.Unlock()
+	if !refs.srds || c.srds {
+		return false
 	}
-	for _, a := range listeners {
-		var l listenerv3.Listener
-		if err := a.UnmarshalTo(&l); err != nil {
-			return false, err
-		}
-		for _, fc := range l.GetFilterChains() {
-			for _, f := range fc.GetFilters() {
-				var h hcmv3.HttpConnectionManager
-				if !f.GetTypedConfig().MessageIs(&h) {
-					continue
-				}
-				if err := f.GetTypedConfig().UnmarshalTo(&h); err != nil {
-					return false, err
-				}
-				if h.GetScopedRoutes().GetScopedRds() != nil {
-					c.mu.Lock()
-					c.srds = true
-					c.mu.Unlock()
-					return true, nil
-				}
-			}
-		}
-	}
-	return false, nil
+	c.srds = true
+	return true
 }
 
 func cmpOr(a, b string) string {

@@ -74,15 +74,6 @@ func (c *Client) runDelta(st discoveryv3.AggregatedDiscoveryService_DeltaAggrega
 		if err := c.resubscribeDelta(url, cur, send); err != nil {
 			return err
 		}
-		if url == resource.ListenerType {
-			if ask, err := c.wantsSRDS(cur); err != nil {
-				return err
-			} else if ask {
-				if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.ScopedRouteType}); err != nil {
-					return err
-				}
-			}
-		}
 		c.mu.Lock()
 		c.notifyLocked()
 		c.mu.Unlock()
@@ -90,32 +81,37 @@ func (c *Client) runDelta(st discoveryv3.AggregatedDiscoveryService_DeltaAggrega
 }
 
 // resubscribeDelta subscribes to newly referenced EDS or RDS names and
-// unsubscribes from ones no longer referenced.
+// unsubscribes from ones no longer referenced, then asks for SRDS the
+// first time listeners use it.
 func (c *Client) resubscribeDelta(url string, got map[string]*anypb.Any, send func(*discoveryv3.DeltaDiscoveryRequest) error) error {
-	child, names, err := referenced(url, got)
-	if err != nil || child == "" {
+	refs, err := referenced(url, got)
+	if err != nil || refs.child == "" {
 		return err
 	}
 	c.mu.Lock()
-	old := c.subs[child]
-	c.subs[child] = names
+	old := c.subs[refs.child]
+	c.subs[refs.child] = refs.names
 	c.mu.Unlock()
 	oldSet := map[string]bool{}
 	for _, n := range old {
 		oldSet[n] = true
 	}
-	var add, remove []string
-	for _, n := range names {
+	var add []string
+	for _, n := range refs.names {
 		if !oldSet[n] {
 			add = append(add, n)
 		}
 		delete(oldSet, n)
 	}
-	remove = slices.Sorted(maps.Keys(oldSet))
-	if len(add) == 0 && len(remove) == 0 {
-		return nil
+	if remove := slices.Sorted(maps.Keys(oldSet)); len(add) > 0 || len(remove) > 0 {
+		if err := send(&discoveryv3.DeltaDiscoveryRequest{
+			TypeUrl: refs.child, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: remove,
+		}); err != nil {
+			return err
+		}
 	}
-	return send(&discoveryv3.DeltaDiscoveryRequest{
-		TypeUrl: child, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: remove,
-	})
+	if c.firstSRDS(refs) {
+		return send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.ScopedRouteType})
+	}
+	return nil
 }

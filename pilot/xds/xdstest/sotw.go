@@ -68,15 +68,6 @@ func (c *Client) runSotW(st discoveryv3.AggregatedDiscoveryService_StreamAggrega
 		if err := c.resubscribeSotW(url, got, send); err != nil {
 			return err
 		}
-		if url == resource.ListenerType {
-			if ask, err := c.wantsSRDS(got); err != nil {
-				return err
-			} else if ask {
-				if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ScopedRouteType}); err != nil {
-					return err
-				}
-			}
-		}
 		c.mu.Lock()
 		c.notifyLocked()
 		c.mu.Unlock()
@@ -84,22 +75,27 @@ func (c *Client) runSotW(st discoveryv3.AggregatedDiscoveryService_StreamAggrega
 }
 
 // resubscribeSotW updates the EDS or RDS subscription after clusters or
-// listeners changed.
+// listeners changed, then asks for SRDS the first time listeners use it.
+// The nonces are left empty: these are new requests, not replies.
 func (c *Client) resubscribeSotW(url string, got map[string]*anypb.Any, send func(*discoveryv3.DiscoveryRequest) error) error {
-	child, names, err := referenced(url, got)
-	if err != nil || child == "" {
+	refs, err := referenced(url, got)
+	if err != nil || refs.child == "" {
 		return err
 	}
 	c.mu.Lock()
-	same := slices.Equal(c.subs[child], names)
-	c.subs[child] = names
-	version := c.versions[child]
+	same := slices.Equal(c.subs[refs.child], refs.names)
+	c.subs[refs.child] = refs.names
+	version := c.versions[refs.child]
 	c.mu.Unlock()
-	if same {
-		return nil
+	if !same {
+		if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: refs.child, VersionInfo: version, ResourceNames: refs.names}); err != nil {
+			return err
+		}
 	}
-	// The nonce is left empty: this is a new request, not a reply.
-	return send(&discoveryv3.DiscoveryRequest{TypeUrl: child, VersionInfo: version, ResourceNames: names})
+	if c.firstSRDS(refs) {
+		return send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ScopedRouteType})
+	}
+	return nil
 }
 
 func resourceName(url string, a *anypb.Any) string {
