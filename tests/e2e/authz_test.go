@@ -110,6 +110,8 @@ func TestAuthorizationPolicy(t *testing.T) {
 			}
 			return nil
 		})
+		// Connections pooled on details' old chain would pass unaudited.
+		waitDrained(t, curl, ns)
 		before := audited()
 		c := codeCounts(t, curl, 50, details)
 		n := audited() - before
@@ -156,6 +158,9 @@ func TestAuthorizationPolicy(t *testing.T) {
 			}
 			return nil
 		})
+		// Connections pooled on an old chain keep its policies until it
+		// has drained; count only after that.
+		waitDrained(t, curl, ns)
 		pp := codeCounts(t, curl, 40, productURL)
 		t.Logf("curl → productpage: %v", pp)
 		assert.Equal(t, 40, pp["200"])

@@ -126,6 +126,38 @@ func envoyStat(ctx context.Context, from corev1.Pod, ip string, fragments ...str
 	return sum, nil
 }
 
+// waitDrained waits until no sidecar in ns drains filter chains of a
+// replaced listener. Envoy serves every connection accepted on an old
+// filter chain with that chain's config until the chain has drained (the
+// agent's drain time), and that includes connections other sidecars keep
+// in their pools. So a listener change (an AuthorizationPolicy, a
+// Telemetry) reaches every connection only after this. Call it once the
+// change is seen in force on new connections: before the update arrives
+// there is nothing draining yet.
+func waitDrained(t *testing.T, from corev1.Pod, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	waitFor(t, "old filter chains drained in "+ns, time.Minute, func() error {
+		pods, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, p := range pods.Items {
+			if p.Status.PodIP == "" || p.Annotations[annotation.StatusAnnotation] == "" || p.DeletionTimestamp != nil {
+				continue
+			}
+			n, err := envoyStat(ctx, from, p.Status.PodIP, "envoy_listener_manager_total_filter_chains_draining{")
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return fmt.Errorf("%s drains %v filter chains", p.Name, n)
+			}
+		}
+		return nil
+	})
+}
+
 func containsAll(s string, parts []string) bool {
 	for _, p := range parts {
 		if !strings.Contains(s, p) {

@@ -239,11 +239,11 @@ func TestTelemetry(t *testing.T) {
 		inbound := []string{"envoy_cluster_upstream_rq{", `workload="httpbin"`, `direction="inbound"`, `envoy_response_code="200"`}
 		servers, err := cluster.WaitPodsReady(ctx, ns, "app=httpbin", 3, time.Minute)
 		require.NoError(t, err)
-		// In force once two batches in a row leave the counters alone
-		// (the previous subtest saw them count). One batch is not enough:
-		// the three replicas' sidecars take the new listener at slightly
-		// different times, and connections the client's sidecar pooled on
-		// the old filter chain are served by it until they drain.
+		// In force on new connections once two batches in a row leave the
+		// counters alone (the previous subtest saw them count): the three
+		// replicas' sidecars take the new listener at slightly different
+		// times. Connections curl's sidecar pooled on an old filter chain
+		// are served by it until it drains, hence waitDrained after.
 		quiet := 0
 		waitFor(t, "request metrics off in "+ns, 90*time.Second, func() error {
 			before := inboundStat(t, curl, servers, requests)
@@ -263,6 +263,7 @@ func TestTelemetry(t *testing.T) {
 			}
 			return nil
 		})
+		waitDrained(t, curl, ns)
 
 		// The stats logger's series live in its filter chain's scope: when
 		// a chain of the old listener finishes draining, its series vanish
@@ -595,6 +596,8 @@ func TestTelemetryResource(t *testing.T) {
 		}
 		return nil
 	})
+	waitDrained(t, curlOn, nsOn)
+	waitDrained(t, curlOff, nsOff)
 	for _, ns := range []string{nsOn, nsOff} {
 		waitFor(t, "Telemetry "+ns+"/default Accepted", time.Minute, func() error {
 			c, err := telemetryAccepted(ctx, ns, "default")
