@@ -64,13 +64,15 @@ func BenchmarkRequestMetrics(b *testing.B) {
 // of its CPU per request minus the first's in the same round, both
 // sidecars and the server's alone (<name>-delta-us/op, <name>-delta-%,
 // <name>-server-delta-us/op). CPU is the Envoys' time on CPU from the
-// scheduler (/proc/<pid>/task/*/schedstat, ns).
-func interleavePairs(b *testing.B, names []string, pairs []*meshPair) {
+// scheduler (/proc/<pid>/task/*/schedstat, ns). It returns how many
+// requests each pair served, warm-up included.
+func interleavePairs(b *testing.B, names []string, pairs []*meshPair) int {
+	const warmup = 200
 	const blockSize = 500
 	clients := make([]*http.Client, len(pairs))
 	for i, p := range pairs {
 		clients[i] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-		for range 200 {
+		for range warmup {
 			if err := getOK(clients[i], p.serviceURL+"/"); err != nil {
 				b.Fatal(err) // connections, TLS sessions and stats exist before timing
 			}
@@ -111,6 +113,7 @@ func interleavePairs(b *testing.B, names []string, pairs []*meshPair) {
 		b.ReportMetric(median(pct), name+"-delta-%")
 		b.ReportMetric(median(srv), name+"-server-delta-us/op")
 	}
+	return warmup + rounds*blockSize
 }
 
 // runTime sums the scheduler's on-CPU time of every thread of pid.

@@ -89,12 +89,12 @@ func tracerOnEveryRequest(res *generator.Resources) {
 	res.Listeners, res.ScopedRoutes = listeners, nil
 }
 
-// rotated is vs rotated left by $WEFT_BENCH_ROTATE (default 0). Go's
-// -count repeats each sub-benchmark back to back, which on a shared
-// machine lets one noisy minute land on one variant: interleave instead
-// by running the benchmark binary several times with -count=1 and
-// WEFT_BENCH_ROTATE=0,1,2,..., so that each run starts with another
-// variant.
+// rotated is vs rotated left by $WEFT_BENCH_ROTATE (default 0), for
+// BenchmarkTracingLoad. Go's -count repeats each sub-benchmark back to
+// back, which on a shared machine lets one noisy minute land on one
+// variant: interleave instead by running the benchmark binary several
+// times with -count=1 and WEFT_BENCH_ROTATE=0,1,2,..., so that each run
+// starts with another variant.
 func rotated(vs []tracingVariant) []tracingVariant {
 	n, _ := strconv.Atoi(os.Getenv("WEFT_BENCH_ROTATE"))
 	n = (n%len(vs) + len(vs)) % len(vs)
@@ -104,39 +104,27 @@ func rotated(vs []tracingVariant) []tracingVariant {
 // BenchmarkTracing is the per-request cost of the sidecars' tracer on the
 // path client sidecar → server sidecar (mTLS, HTTP/1.1 keep-alive, one
 // worker thread each, sequential requests, no traceparent from the app),
-// with spans exported over OTLP/gRPC to a receiver in the test:
-// latency per request (ns/op) and the CPU the Envoys spent per request
-// (envoy-cpu-us/op, both; client-/server-cpu-us/op, each; from /proc,
-// 10 ms resolution: use -benchtime=20000x or more). Variants that must
-// export a fixed number of spans per request fail otherwise, so a broken
-// tracer config cannot pass for a cheap one.
+// with spans exported over OTLP/gRPC to a receiver in the test. Every
+// variant's pair runs side by side and they take turns in blocks
+// (interleavePairs, which reports CPU per request and the same-round
+// difference to "off"); b.N is the requests per variant. Variants that
+// must export a fixed number of spans per request fail otherwise, so a
+// broken tracer config cannot pass for a cheap one.
 func BenchmarkTracing(b *testing.B) {
 	bin, ok := envoytest.Binary()
 	if !ok {
 		b.Skip("no envoy binary (make envoy)")
 	}
-	for _, v := range rotated(tracingVariants) {
-		b.Run(v.name, func(b *testing.B) {
-			p, rec := startTracedPair(b, bin, v)
-			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-			get := func() {
-				if err := getOK(client, p.serviceURL+"/"); err != nil {
-					b.Fatal(err)
-				}
-			}
-			const warmup = 200
-			for range warmup {
-				get() // connections, TLS sessions and stats exist before timing
-			}
-			before := pairCPU(b, p)
-			b.ResetTimer()
-			for range b.N {
-				get()
-			}
-			b.StopTimer()
-			reportPairCPU(b, p, before, b.N)
-			checkSpans(b, rec, v, warmup+b.N)
-		})
+	names := make([]string, len(tracingVariants))
+	pairs := make([]*meshPair, len(tracingVariants))
+	receivers := make([]*otlpReceiver, len(tracingVariants))
+	for i, v := range tracingVariants {
+		names[i] = v.name
+		pairs[i], receivers[i] = startTracedPair(b, bin, v)
+	}
+	n := interleavePairs(b, names, pairs)
+	for i, v := range tracingVariants {
+		checkSpans(b, receivers[i], v, n)
 	}
 }
 
@@ -246,7 +234,7 @@ func checkSpans(b *testing.B, rec *otlpReceiver, v tracingVariant, n int) {
 		// count is only possible mid-flush.
 		spans = rec.waitSpans(b, 6*time.Second, func(s []receivedSpan) bool { return len(s)%v.sidecarsTracing == 0 })
 	}
-	b.ReportMetric(float64(len(spans))/float64(n), "spans/req")
+	b.ReportMetric(float64(len(spans))/float64(n), v.name+"-spans/req")
 }
 
 // loadResult is what pacedLoad measured.
