@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,6 +67,9 @@ type harness struct {
 	store *model.Store
 	addr  string
 	ctx   context.Context
+	// cfg is the running server's config; stop stops it and waits.
+	cfg  Config
+	stop func()
 }
 
 // startServer runs a Server with the header authenticator on a loopback
@@ -86,20 +90,52 @@ func startServer(t *testing.T, mutate func(*Config)) *harness {
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	h := &harness{t: t, store: st, addr: lis.Addr().String()}
+	h.run(cfg, nil)
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+// run starts a Server with cfg; before, if set, sees it before it serves.
+func (h *harness) run(cfg Config, before func(*Server)) {
+	h.t.Helper()
 	srv, err := New(cfg)
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), testr.NewWithOptions(t, testr.Options{Verbosity: 1})))
+	if before != nil {
+		before(srv)
+	}
+	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), testr.NewWithOptions(h.t, testr.Options{Verbosity: 1})))
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	return &harness{t: t, srv: srv, store: st, addr: lis.Addr().String(), ctx: ctx}
+	var once sync.Once
+	h.srv, h.cfg, h.ctx = srv, cfg, ctx
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				h.t.Errorf("server: %v", err)
+			}
+		})
+	}
+}
+
+// restart replaces the server with a new one on the same address and
+// model, as a pilot rollout does; mutate edits the new one's config.
+func (h *harness) restart(mutate func(*Config), before func(*Server)) {
+	h.t.Helper()
+	h.stop()
+	lis, err := net.Listen("tcp", h.addr)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cfg := h.cfg
+	cfg.Listener = lis
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	h.run(cfg, before)
 }
 
 // client starts a simulated proxy for pod (in ns) presenting identity id.

@@ -108,7 +108,11 @@ func (s *Server) buildOutbound(v *model.View, visible []*model.Service, tracing 
 	for _, svc := range visible {
 		cfgs = append(cfgs, frags.bySvc[svc.Key()].cfg)
 	}
-	return newPart(generator.AssembleOutbound(s.cfg.Generator, cfgs, tracing), frags.hashes)
+	res := generator.AssembleOutbound(s.cfg.Generator, cfgs, tracing)
+	if hook := s.testHookOutbound.Load(); hook != nil {
+		(*hook)(res)
+	}
+	return newPart(res, frags.hashes)
 }
 
 // fragmentsFor returns the fragments of v's generation, rebuilding only

@@ -41,8 +41,10 @@ type Server struct {
 	frags   *fragments
 
 	// testHookInbound, if set by a test, edits every proxy's generated
-	// inbound resources (to push config Envoy rejects).
-	testHookInbound atomic.Pointer[func(*generator.Resources)]
+	// inbound resources (to push config Envoy rejects); testHookOutbound
+	// edits the shared outbound resources as they are built.
+	testHookInbound  atomic.Pointer[func(*generator.Resources)]
+	testHookOutbound atomic.Pointer[func(*generator.Resources)]
 }
 
 // proxy is one connected Envoy (possibly over several streams while it
