@@ -33,8 +33,10 @@ interrupted. It shows
     workloads call Services, Services send to the workloads behind them;
     each call is labelled with requests per second, 5xx share and p99
     latency, from every sidecar's Envoy stats on port 15090 (read through
-    the API server's pod proxy). Rates are the growth between two reads, so
-    they appear after the second refresh;
+    the API server's pod proxy). Where the servers' namespace records
+    request metrics, a Service's edges to its workloads carry what each
+    served, so a split between versions shows. Rates are the growth
+    between two reads, so they appear after the second refresh;
   - the latest network-programming traces from the trace store (as
     meshctl trace shows them): when every node's rules and every proxy's
     config caught up with an EndpointSlice change.

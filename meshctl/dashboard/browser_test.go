@@ -65,6 +65,7 @@ func TestDashboardInChromium(t *testing.T) {
 	assert.Contains(t, dom, ">p99 50ms</tspan>")
 	assert.Contains(t, dom, `class="edge bad"`, "10% 5xx is drawn red")
 	assert.Contains(t, dom, `class="edge backend"`)
+	assert.Contains(t, dom, `data-label="6.0 rps · 0.0% 5xx"`, "reviews → reviews-v1: what v1 served, from its request metrics")
 	// The trace.
 	assert.Contains(t, dom, `data-trace-id="`+fakestore.NetprogID+`"`)
 	assert.Contains(t, dom, "3 nodes programmed in max 412ms, 4 proxies ACKed in max 1.2s, 1 NACKed")

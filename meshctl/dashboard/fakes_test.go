@@ -12,7 +12,7 @@ import (
 
 // promText writes Envoy-like stats of one sidecar: per destination
 // Service (name.namespace), {requests, 503s, ms all took at most}; in
-// requests into the workload.
+// requests into the workload, in its cluster stats and request metrics.
 func promText(workload, ns string, out map[string][3]int, in int) []byte {
 	var b strings.Builder
 	common := fmt.Sprintf(`workload="%s",workload_namespace="%s"`, workload, ns)
@@ -33,6 +33,10 @@ func promText(workload, ns string, out map[string][3]int, in int) []byte {
 	}
 	if in > 0 {
 		fmt.Fprintf(&b, "envoy_cluster_upstream_rq{%s,direction=\"inbound\",destination_port=\"9080\",envoy_cluster_name=\"inbound|9080||\",envoy_response_code=\"200\"} %d\n", common, in)
+		// The request metrics: all of it addressed to the workload's
+		// Service (reviews-v2: reviews).
+		svc, _, _ := strings.Cut(workload, "-v")
+		fmt.Fprintf(&b, "envoy_weft_requests_total{reporter=\"destination\",destination_workload=\"%s\",destination_service=\"%s.%s.svc.cluster.local\",response_code=\"200\"} %d\n", workload, svc, ns, in)
 	}
 	fmt.Fprintf(&b, "envoy_cluster_upstream_rq{%s,envoy_response_code=\"200\",envoy_cluster_name=\"xds-grpc\"} 1\n", common)
 	return []byte(b.String())

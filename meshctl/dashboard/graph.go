@@ -90,7 +90,9 @@ type Node struct {
 	Column int `json:"column"`
 }
 
-// Edge is traffic from a workload to a Service, or a Service's backend.
+// Edge is traffic from a workload to a Service (the callers' cluster
+// stats), or a Service's backend, with the traffic its sidecars served for
+// that Service where their namespace records request metrics.
 type Edge struct {
 	From    string   `json:"from"`
 	To      string   `json:"to"`
@@ -142,7 +144,20 @@ func Compute(namespace string, prev, cur *Scrape) Graph {
 	}
 	nodes := map[string]*Node{}
 	edges := map[[2]string]*agg{}
+	served := map[Backend]*agg{} // from the request metrics
 	inbound := map[string]*agg{}
+	// count adds a sidecar's counts (and, with its previous scrape, their
+	// growth) to a.
+	count := func(a *agg, c Counts, prev *Counts, hasOld bool) {
+		a.total = a.total.Add(c)
+		if hasOld {
+			p := Counts{} // a destination new since prev started at zero
+			if prev != nil {
+				p = *prev
+			}
+			a.delta, a.measured = a.delta.Add(c.Sub(p)), true
+		}
+	}
 	addNode := func(n Node) *Node {
 		if have, ok := nodes[n.ID]; ok {
 			return have
@@ -174,24 +189,33 @@ func Compute(namespace string, prev, cur *Scrape) Graph {
 				edges[key] = a
 				addNode(Node{ID: ServiceID(svc), Kind: KindService, Namespace: svc.Namespace, Name: svc.Name})
 			}
-			a.total = a.total.Add(*c)
+			var prevC *Counts
 			if hasOld {
-				prevC := Counts{}
-				if o := old.Outbound[svc]; o != nil {
-					prevC = *o // a destination new since prev started at zero
-				}
-				a.delta, a.measured = a.delta.Add(c.Sub(prevC)), true
+				prevC = old.Outbound[svc]
 			}
+			count(a, *c, prevC, hasOld)
+		}
+		for svc, c := range p.Stats.Served {
+			key := Backend{Service: svc, Workload: wl}
+			if served[key] == nil {
+				served[key] = &agg{}
+			}
+			var prevC *Counts
+			if hasOld {
+				prevC = old.Served[svc]
+			}
+			count(served[key], *c, prevC, hasOld)
 		}
 		a := inbound[n.ID]
 		if a == nil {
 			a = &agg{}
 			inbound[n.ID] = a
 		}
-		a.total = a.total.Add(p.Stats.Inbound)
+		var prevIn *Counts
 		if hasOld {
-			a.delta, a.measured = a.delta.Add(p.Stats.Inbound.Sub(old.Inbound)), true
+			prevIn = &old.Inbound
 		}
+		count(a, p.Stats.Inbound, prevIn, hasOld)
 	}
 	traffic := func(a *agg) *Traffic {
 		t := &Traffic{Total: a.total.Requests, Measured: a.measured && window > 0}
@@ -225,8 +249,16 @@ func Compute(namespace string, prev, cur *Scrape) Graph {
 	for key, a := range edges {
 		g.Edges = append(g.Edges, Edge{From: key[0], To: key[1], Kind: EdgeTraffic, Traffic: traffic(a)})
 	}
+	// Backend edges: a Service's EndpointSlices list the workload, or the
+	// workload's sidecars served requests addressed to the Service. They
+	// carry the served traffic where the request metrics count it, so a
+	// Service's split between workloads (reviews v1, v2, v3) shows.
+	backends := slices.Clone(cur.Backends)
+	for b := range served {
+		backends = append(backends, b)
+	}
 	seen := map[[2]string]bool{}
-	for _, b := range cur.Backends {
+	for _, b := range backends {
 		from, to := ServiceID(b.Service), WorkloadID(b.Workload.Namespace, b.Workload.Name)
 		if nodes[to] == nil || seen[[2]string{from, to}] {
 			continue // only meshed workloads are drawn
@@ -236,7 +268,11 @@ func Compute(namespace string, prev, cur *Scrape) Graph {
 		}
 		seen[[2]string{from, to}] = true
 		addNode(Node{ID: from, Kind: KindService, Namespace: b.Service.Namespace, Name: b.Service.Name})
-		g.Edges = append(g.Edges, Edge{From: from, To: to, Kind: EdgeBackend})
+		e := Edge{From: from, To: to, Kind: EdgeBackend}
+		if a := served[b]; a != nil && a.total.Requests > 0 {
+			e.Traffic = traffic(a)
+		}
+		g.Edges = append(g.Edges, e)
 	}
 	for _, n := range nodes {
 		g.Nodes = append(g.Nodes, *n)

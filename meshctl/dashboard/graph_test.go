@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,4 +137,53 @@ func TestLayoutCycle(t *testing.T) {
 	empty := Graph{}
 	Layout(&empty)
 	assert.Equal(t, float64(2*margin), empty.Width)
+}
+
+// bookinfoReviews is the reviews pods' real scrapes n (1: after 60
+// productpage requests, 2: after 90), their request metrics on.
+func bookinfoReviews(t *testing.T, at time.Time, n int) *Scrape {
+	s := &Scrape{At: at}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		s.Pods = append(s.Pods, podScrape(t, "dash-bookinfo", "reviews-"+v+"-0", "reviews-"+v+"-"+strconv.Itoa(n)+".prom"))
+		s.Backends = append(s.Backends, Backend{Service: Service{"dash-bookinfo", "reviews"}, Workload: Workload{"dash-bookinfo", "reviews-" + v}})
+	}
+	return s
+}
+
+// The reviews Service's edges to its versions carry what each served.
+func TestComputeServedSplit(t *testing.T) {
+	first, second := bookinfoReviews(t, t0, 1), bookinfoReviews(t, t0.Add(10*time.Second), 2)
+	labels := func(g Graph) map[string]*Traffic {
+		out := map[string]*Traffic{}
+		for _, e := range g.Edges {
+			if e.Kind == EdgeBackend { // the others: v2 and v3 call ratings
+				require.Equal(t, ServiceID(Service{"dash-bookinfo", "reviews"}), e.From)
+				out[e.To] = e.Traffic
+			}
+		}
+		return out
+	}
+	wl := func(v string) string { return WorkloadID("dash-bookinfo", "reviews-"+v) }
+
+	got := labels(Compute("dash-bookinfo", nil, first))
+	require.Len(t, got, 3)
+	for v, n := range map[string]string{"v1": "23", "v2": "22", "v3": "15"} {
+		require.NotNil(t, got[wl(v)], v)
+		assert.Equal(t, n+" requests so far", got[wl(v)].Label, v)
+	}
+
+	got = labels(Compute("dash-bookinfo", first, second))
+	for v, rps := range map[string]float64{"v1": 1.2, "v2": 0.9, "v3": 0.9} {
+		tr := got[wl(v)]
+		require.NotNil(t, tr, v)
+		assert.True(t, tr.Measured, v)
+		assert.InDelta(t, rps, tr.RPS, 1e-9, v)
+		assert.Zero(t, tr.ErrorRate, v)
+		assert.NotNil(t, tr.P99, v)
+	}
+
+	// Without EndpointSlices (a Service the dashboard did not list), the
+	// served traffic alone draws the edges.
+	second.Backends = nil
+	assert.Len(t, labels(Compute("dash-bookinfo", first, second)), 3)
 }

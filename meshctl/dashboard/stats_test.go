@@ -91,3 +91,41 @@ func TestCountsSubAndQuantile(t *testing.T) {
 	sum := Counts{Requests: 1, Buckets: []Bucket{{1, 1}, {inf, 1}}}.Add(Counts{Requests: 2, Buckets: []Bucket{{5, 2}, {inf, 2}}})
 	assert.Equal(t, Counts{Requests: 3, Buckets: []Bucket{{1, 1}, {5, 2}, {inf, 3}}}, sum)
 }
+
+// Real scrapes of a bookinfo reviews pod (with StatsFilter) after 60 and
+// 90 productpage requests: the request metrics its sidecar recorded name
+// the Service productpage addressed.
+func TestParsePodStatsServed(t *testing.T) {
+	v1, err := ParsePodStats(readProm(t, "reviews-v1-2.prom"))
+	require.NoError(t, err)
+	assert.Equal(t, "reviews-v1", v1.Workload, "the cluster stats' tags, not the request metrics', name the sidecar")
+	require.Len(t, v1.Served, 1)
+	c := v1.Served[Service{Namespace: "dash-bookinfo", Name: "reviews"}]
+	require.NotNil(t, c, "%v", v1.Served)
+	assert.Equal(t, 35.0, c.Requests)
+	assert.Zero(t, c.Errors)
+	require.NotEmpty(t, c.Buckets)
+	assert.Equal(t, Bucket{LE: inf, Count: 35}, c.Buckets[len(c.Buckets)-1])
+	assert.Equal(t, 35.0, v1.Inbound.Requests, "the inbound cluster stats count the same requests")
+
+	// Sidecars whose namespace records no request metrics serve nothing
+	// by Service.
+	curl, err := ParsePodStats(readProm(t, "curl-2.prom"))
+	require.NoError(t, err)
+	assert.Empty(t, curl.Served)
+}
+
+func TestServiceOfHost(t *testing.T) {
+	for host, want := range map[string]Service{
+		"reviews.dash-bookinfo.svc.cluster.local": {Namespace: "dash-bookinfo", Name: "reviews"},
+		"a.b.svc.example.org":                     {Namespace: "b", Name: "a"},
+	} {
+		got, ok := serviceOfHost(host)
+		assert.True(t, ok, host)
+		assert.Equal(t, want, got, host)
+	}
+	for _, host := range []string{"unknown", "", "a.b", "a.b.cluster.local", ".b.svc.x"} {
+		_, ok := serviceOfHost(host)
+		assert.False(t, ok, host)
+	}
+}

@@ -71,12 +71,15 @@ function drawGraph(g) {
     if (!a || !b) continue;
     const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2;
     // The caption sits above the end of the edge that no other caption
-    // shares: at the caller when it calls one Service, else at the Service.
+    // shares: at the caller when it calls one Service, else at the Service;
+    // a backend's (what the workload served) at the workload.
     let d, lx, ly, anchor;
     if (b.column > a.column) {
       const mx = (x1 + x2) / 2;
       d = `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`;
-      if ((outDeg.get(e.from) || 0) <= (inDeg.get(e.to) || 0)) {
+      if (e.kind === 'backend') {
+        lx = x2 - 10; ly = y2 - 5; anchor = 'end';
+      } else if ((outDeg.get(e.from) || 0) <= (inDeg.get(e.to) || 0)) {
         lx = x1 + 6; ly = y1 - 5; anchor = 'start';
       } else {
         lx = x2 - 10; ly = y2 - 5; anchor = 'end';
