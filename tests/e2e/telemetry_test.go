@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/meshctl/dashboard"
 	"github.com/weftmesh/weft/pilot/generator"
 	"github.com/weftmesh/weft/pilot/telemetry/envoystats"
 	"github.com/weftmesh/weft/pilot/telemetry/netprog"
@@ -203,6 +205,12 @@ func TestTelemetry(t *testing.T) {
 		own, err := envoyStat(ctx, curl, "127.0.0.1", requests)
 		require.NoError(t, err)
 		assert.Zero(t, own, "curl's sidecar records request metrics; only the server's sidecar does")
+		// meshctl dashboard reads the same requests through its stats
+		// filter, by the Service curl addressed.
+		all := inboundStat(t, curl, servers, []string{requests, `destination_service="httpbin.` + ns + `.svc.`})
+		assert.GreaterOrEqual(t, all, float64(n))
+		assert.Equal(t, all, dashboardServed(t, curl, servers, dashboard.Service{Namespace: ns, Name: "httpbin"}),
+			"httpbin's requests as meshctl dashboard reads them")
 		h, err := echoHeaders(ctx, curl, "http://httpbin:8000/headers")
 		require.NoError(t, err)
 		noWeftHeaders(t, h)
@@ -291,6 +299,26 @@ func TestTelemetry(t *testing.T) {
 		require.NoError(t, err)
 		noWeftHeaders(t, h)
 	})
+}
+
+// dashboardServed reads the servers' stats as meshctl dashboard does (its
+// StatsFilter, ParsePodStats) and sums the requests they served for svc.
+func dashboardServed(t *testing.T, from corev1.Pod, servers []corev1.Pod, svc dashboard.Service) float64 {
+	t.Helper()
+	query, err := url.ParseQuery(dashboard.StatsFilter)
+	require.NoError(t, err)
+	sum := 0.0
+	for _, p := range servers {
+		out, _, err := cluster.Exec(context.Background(), from.Namespace, from.Name, "curl", "curl", "-timeout", "5s",
+			"http://"+p.Status.PodIP+":15090/stats/prometheus?"+query.Encode())
+		require.NoError(t, err, "stats of %s", p.Name)
+		st, err := dashboard.ParsePodStats([]byte(out))
+		require.NoError(t, err, "stats of %s", p.Name)
+		if c := st.Served[svc]; c != nil {
+			sum += c.Requests
+		}
+	}
+	return sum
 }
 
 // noWeftHeaders: the server app saw none of the headers sidecars exchange.
