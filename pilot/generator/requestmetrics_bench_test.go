@@ -188,24 +188,6 @@ func BenchmarkRequestMetricsConfigSize(b *testing.B) {
 	}
 }
 
-// cpuTicks is a process's user+system CPU time in clock ticks
-// (/proc/<pid>/stat fields 14 and 15).
-func cpuTicks(b *testing.B, pid int) int64 {
-	b.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The command name (field 2) may hold spaces; fields after it do not.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("parse /proc/%d/stat: %v %v", pid, err1, err2)
-	}
-	return utime + stime
-}
-
 // repack edits an HTTP connection manager or TCP proxy filter in place.
 // Generated resources may share messages (the outbound part between
 // proxies); the benchmarks generate their own.
