@@ -2,6 +2,7 @@ package generator_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -37,24 +39,26 @@ var metricsVariants = []struct {
 
 // BenchmarkRequestMetrics is the per-request cost of request metrics on
 // the path client sidecar → server sidecar (mTLS, HTTP/1.1 keep-alive,
-// one worker thread each, sequential requests). Every variant's pair runs
-// side by side and they take turns in blocks (interleavePairs), so a
-// noisy minute on a shared machine lands on all of them; b.N is the
-// requests per variant. It reports, per variant, both Envoys' CPU per
-// request and the median over rounds of its difference to "off" in the
-// same round (µs and %).
+// one worker thread each, sequential requests). One client and one server
+// Envoy hold every variant's config side by side (startSharedPairs), and
+// the variants take turns in blocks (interleavePairs), so neither a noisy
+// minute on a shared machine nor what one pair of processes costs more
+// than another is read as a variant's cost; b.N is the requests per
+// variant. It reports, per variant, both Envoys' CPU per request and the
+// median over rounds of its difference to "off" in the same round (µs and
+// %), with a 95% interval.
 func BenchmarkRequestMetrics(b *testing.B) {
 	bin, ok := envoytest.Binary()
 	if !ok {
 		b.Skip("no envoy binary (make envoy)")
 	}
 	var names []string
-	var pairs []*meshPair
+	var cfgs []pairConfig
 	for _, v := range metricsVariants {
 		names = append(names, v.name)
-		pairs = append(pairs, startMeshPairWith(b, bin, pairConfig{portName: "http", telemetry: v.telemetry}))
+		cfgs = append(cfgs, pairConfig{portName: "http", telemetry: v.telemetry, statsFlush: time.Minute})
 	}
-	interleavePairs(b, names, pairs)
+	interleavePairs(b, names, startSharedPairs(b, bin, cfgs...))
 }
 
 // interleavePairs sends b.N sequential requests through each pair, in
@@ -63,9 +67,10 @@ func BenchmarkRequestMetrics(b *testing.B) {
 // sidecars) and, for every pair after the first, the median over rounds
 // of its CPU per request minus the first's in the same round, both
 // sidecars and the server's alone (<name>-delta-us/op, <name>-delta-%,
-// <name>-server-delta-us/op). CPU is the Envoys' time on CPU from the
-// scheduler (/proc/<pid>/task/*/schedstat, ns). It returns how many
-// requests each pair served, warm-up included.
+// <name>-server-delta-us/op), with the half-width of a 95% interval for
+// the median of both (<name>-delta-ci95-us/op, ci95). CPU is the Envoys'
+// time on CPU from the scheduler (/proc/<pid>/task/*/schedstat, ns).
+// It returns how many requests each pair served, warm-up included.
 func interleavePairs(b *testing.B, names []string, pairs []*meshPair) int {
 	const warmup = 200
 	const blockSize = 500
@@ -110,6 +115,7 @@ func interleavePairs(b *testing.B, names []string, pairs []*meshPair) int {
 			srv = append(srv, server[i][r]-server[0][r])
 		}
 		b.ReportMetric(median(both), name+"-delta-us/op")
+		b.ReportMetric(ci95(both), name+"-delta-ci95-us/op")
 		b.ReportMetric(median(pct), name+"-delta-%")
 		b.ReportMetric(median(srv), name+"-server-delta-us/op")
 	}
@@ -144,6 +150,22 @@ func mean(xs []float64) float64 {
 		sum += x
 	}
 	return sum / float64(len(xs))
+}
+
+// ci95 is half the width of a 95% bootstrap interval for the median of
+// xs: the rounds resampled with replacement 2000 times (fixed seed).
+func ci95(xs []float64) float64 {
+	rng := rand.New(rand.NewPCG(1, 2))
+	medians := make([]float64, 2000)
+	sample := make([]float64, len(xs))
+	for i := range medians {
+		for j := range sample {
+			sample[j] = xs[rng.IntN(len(xs))]
+		}
+		medians[i] = median(sample)
+	}
+	slices.Sort(medians)
+	return (medians[len(medians)*975/1000] - medians[len(medians)*25/1000]) / 2
 }
 
 func median(xs []float64) float64 {

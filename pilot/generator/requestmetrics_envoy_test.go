@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/weftmesh/weft/pilot/generator"
 	"github.com/weftmesh/weft/pilot/generator/envoytest"
 	"github.com/weftmesh/weft/pilot/model"
@@ -35,8 +37,9 @@ var requestMetricNames = []string{
 // sidecar and server sidecar and reads both ends' /stats/prometheus: the
 // server names the source and destination workload; the client records
 // no request metrics, only its cluster stats; a caller outside the mesh
-// cannot forge its identity into the server's labels; no app sees or gets
-// back an x-weft-* header.
+// cannot forge its identity into the server's labels or the app's
+// headers; the server's app sees the client sidecar's x-weft-* headers
+// (not what the client app sent), and no app gets one back.
 func TestRequestMetricsWithEnvoy(t *testing.T) {
 	bin, ok := envoytest.Binary()
 	if !ok {
@@ -53,7 +56,7 @@ func TestRequestMetricsWithEnvoy(t *testing.T) {
 		// The client app tries to pass for another workload.
 		req.Header.Set(generator.HeaderSourceWorkload, "spoofed-by-app")
 		noExchangeHeaders(t, "the client app's response", do(t, req).Header)
-		noExchangeHeaders(t, "the server app's request", p.app.lastHeaders())
+		wantExchangeHeaders(t, p.app.lastHeaders(), "productpage-v1", ns, pairService)
 	}
 	destination := map[string]string{
 		es.TagReporter: es.ReporterDestination, es.TagConnectionSecurityPolicy: es.SecurityMutualTLS,
@@ -103,8 +106,8 @@ func TestRequestMetricsWithEnvoy(t *testing.T) {
 
 // TestRequestMetricsDisabledWithEnvoy: a namespace Telemetry turns the
 // server's recording off while clients keep sending the headers (they
-// follow the mesh-wide setting): the server records nothing and its app
-// still sees no x-weft-* header.
+// follow the mesh-wide setting): the server records nothing, and its app
+// sees the client's headers as it would with recording on.
 func TestRequestMetricsDisabledWithEnvoy(t *testing.T) {
 	bin, ok := envoytest.Binary()
 	if !ok {
@@ -119,7 +122,7 @@ func TestRequestMetricsDisabledWithEnvoy(t *testing.T) {
 			t.Fatal(err)
 		}
 		noExchangeHeaders(t, "the client app's response", do(t, req).Header)
-		noExchangeHeaders(t, "the server app's request", p.app.lastHeaders())
+		wantExchangeHeaders(t, p.app.lastHeaders(), "productpage-v1", ns, pairService)
 	}
 	inbound := map[string]string{es.TagWorkload: "reviews-v1", es.TagDirection: "inbound", "envoy_response_code": "200"}
 	deadline := time.Now().Add(15 * time.Second)
@@ -140,7 +143,8 @@ func TestRequestMetricsDisabledWithEnvoy(t *testing.T) {
 // TestRequestMetricsWithoutClientHeadersWithEnvoy: with request metrics
 // off mesh-wide, clients send no headers; a namespace that records
 // anyway names every mTLS caller "unknown" (its principal still names
-// it) and the destination Service by the port.
+// it) and the destination Service by the port, and so do the headers its
+// app sees.
 func TestRequestMetricsWithoutClientHeadersWithEnvoy(t *testing.T) {
 	bin, ok := envoytest.Binary()
 	if !ok {
@@ -156,7 +160,7 @@ func TestRequestMetricsWithoutClientHeadersWithEnvoy(t *testing.T) {
 			t.Fatal(err)
 		}
 		do(t, req)
-		noExchangeHeaders(t, "the server app's request", p.app.lastHeaders())
+		wantExchangeHeaders(t, p.app.lastHeaders(), es.Unknown, es.Unknown, pairService)
 	}
 	waitSample(t, p.server, es.PrometheusName(es.MetricRequests), map[string]string{
 		es.TagReporter: es.ReporterDestination, es.TagConnectionSecurityPolicy: es.SecurityMutualTLS,
@@ -164,6 +168,32 @@ func TestRequestMetricsWithoutClientHeadersWithEnvoy(t *testing.T) {
 		es.TagDestinationWorkload: "reviews-v1", es.TagDestinationWorkloadNamespace: ns, es.TagDestinationService: pairService,
 		es.TagRequestProtocol: "HTTP/1.1", es.TagResponseCode: "200",
 	}, n)
+}
+
+// TestRequestMetricsDeniedWithEnvoy: a request the server's RBAC denies
+// never reaches the route table, yet the logger reads the client's
+// headers from the request itself, so the denial counts with its source.
+func TestRequestMetricsDeniedWithEnvoy(t *testing.T) {
+	bin, ok := envoytest.Binary()
+	if !ok {
+		t.Skip("no envoy binary (make envoy)")
+	}
+	denyAll := &model.AuthzPolicy{Namespace: ns, Name: "allow-nothing", Action: model.AuthzAllow}
+	p := startMeshPairWith(t, bin, pairConfig{portName: "http", objects: model.Objects{Authz: []*model.AuthzPolicy{denyAll}}})
+	resp, err := http.Get(p.serviceURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("GET through the mesh: %s, want 403 from the server's RBAC", resp.Status)
+	}
+	waitSample(t, p.server, es.PrometheusName(es.MetricRequests), map[string]string{
+		es.TagReporter: es.ReporterDestination, es.TagConnectionSecurityPolicy: es.SecurityMutualTLS,
+		es.TagSourceWorkload: "productpage-v1", es.TagSourceWorkloadNamespace: ns, es.TagSourcePrincipal: pairClientPrincipal,
+		es.TagDestinationWorkload: "reviews-v1", es.TagDestinationWorkloadNamespace: ns, es.TagDestinationService: pairService,
+		es.TagRequestProtocol: "HTTP/1.1", es.TagResponseCode: "403",
+	}, 1)
 }
 
 // TestTCPMetricsWithEnvoy: the stats logger also works on TCP proxies (at
@@ -221,6 +251,26 @@ func noExchangeHeaders(t *testing.T, what string, h http.Header) {
 		if strings.HasPrefix(strings.ToLower(k), "x-weft-") {
 			t.Errorf("%s has %s: %q", what, k, h.Get(k))
 		}
+	}
+}
+
+// wantExchangeHeaders: the x-weft-* headers of h are the three request
+// headers with these values.
+func wantExchangeHeaders(t *testing.T, h http.Header, workload, namespace, service string) {
+	t.Helper()
+	got := map[string]string{}
+	for k := range h {
+		if strings.HasPrefix(strings.ToLower(k), "x-weft-") {
+			got[strings.ToLower(k)] = strings.Join(h.Values(k), ",")
+		}
+	}
+	want := map[string]string{
+		generator.HeaderSourceWorkload:     workload,
+		generator.HeaderSourceNamespace:    namespace,
+		generator.HeaderDestinationService: service,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the server app's x-weft-* request headers (-want +got):\n%s", diff)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	statsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stats/v3"
-	headertometav3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_to_metadata/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
@@ -27,17 +26,16 @@ type chainMetrics struct {
 	// tags of each stats logger (one map per logger; all its stats carry
 	// the same tags, which metricsOf checks).
 	tags []map[string]string
-	// rules of the header_to_metadata filter, "request:<header>" or
-	// "response:<header>" → the metadata key and value, the key and
-	// value set when the header is missing, and whether it is removed.
-	rules map[string]string
+	// defaults are the x-weft-* request headers the chain's route table
+	// adds where the request has none, header → value.
+	defaults map[string]string
 	// route is the HTTP connection manager's inline route table, if any.
 	route *routev3.RouteConfiguration
 }
 
 func metricsOf(t *testing.T, fc *listenerv3.FilterChain) chainMetrics {
 	t.Helper()
-	out := chainMetrics{rules: map[string]string{}}
+	out := chainMetrics{defaults: map[string]string{}}
 	for _, f := range fc.GetFilters() {
 		switch f.GetName() {
 		case wellknown.HTTPConnectionManager:
@@ -45,17 +43,18 @@ func metricsOf(t *testing.T, fc *listenerv3.FilterChain) chainMetrics {
 			must(t, f.GetTypedConfig().UnmarshalTo(h))
 			out.route = h.GetRouteConfig()
 			out.tags = append(out.tags, loggerTags(t, fc.GetName(), h.GetAccessLog())...)
-			for i, hf := range h.GetHttpFilters() {
-				if hf.GetName() != "envoy.filters.http.header_to_metadata" {
-					continue
+			for _, o := range out.route.GetRequestHeadersToAdd() {
+				if strings.HasPrefix(o.GetHeader().GetKey(), "x-weft-") {
+					if o.GetAppendAction() != corev3.HeaderValueOption_ADD_IF_ABSENT {
+						t.Errorf("%s: inbound route sets %s (%v), want only defaults", fc.GetName(), o.GetHeader().GetKey(), o.GetAppendAction())
+					}
+					out.defaults[o.GetHeader().GetKey()] = o.GetHeader().GetValue()
 				}
-				if i != 0 {
-					t.Errorf("%s: header_to_metadata is HTTP filter %d, want 0 (before RBAC, so denials count)", fc.GetName(), i)
+			}
+			for _, hf := range h.GetHttpFilters() {
+				if hf.GetName() == "envoy.filters.http.header_to_metadata" {
+					t.Errorf("%s: header_to_metadata filter: the logger reads the headers", fc.GetName())
 				}
-				c := &headertometav3.Config{}
-				must(t, hf.GetTypedConfig().UnmarshalTo(c))
-				addRules(out.rules, "request:", c.GetRequestRules())
-				addRules(out.rules, "response:", c.GetResponseRules())
 			}
 		case wellknown.TCPProxy:
 			tp := &tcpproxyv3.TcpProxy{}
@@ -64,28 +63,6 @@ func metricsOf(t *testing.T, fc *listenerv3.FilterChain) chainMetrics {
 		}
 	}
 	return out
-}
-
-// addRules records "<dir><header>" → "<key>=<value>[ remove]".
-func addRules(into map[string]string, dir string, rules []*headertometav3.Config_Rule) {
-	for _, r := range rules {
-		kv := r.GetOnHeaderPresent()
-		s := kv.GetKey() + "=" + kv.GetValue()
-		if m := r.GetOnHeaderMissing(); m != nil {
-			s += " missing " + m.GetKey() + "=" + m.GetValue()
-		}
-		if r.GetRemove() {
-			s += " remove"
-		}
-		if kv.GetMetadataNamespace() != "weft.peer" {
-			s += " in " + kv.GetMetadataNamespace()
-		}
-		key := dir + r.GetHeader()
-		if have, ok := into[key]; ok {
-			s = have + ", " + s
-		}
-		into[key] = s
-	}
 }
 
 func loggerTags(t *testing.T, chain string, logs []*accesslogv3.AccessLog) []map[string]string {
@@ -173,9 +150,9 @@ func TestRequestMetricsConfig(t *testing.T) {
 			es.TagConnectionSecurityPolicy: es.SecurityNone,
 		}
 		if mtls {
-			m[es.TagSourceWorkload] = "%DYNAMIC_METADATA(weft.peer:source_workload)%"
-			m[es.TagSourceWorkloadNamespace] = "%DYNAMIC_METADATA(weft.peer:source_workload_namespace)%"
-			m[es.TagDestinationService] = "%DYNAMIC_METADATA(weft.peer:destination_service)%"
+			m[es.TagSourceWorkload] = "%REQ(x-weft-source-workload)%"
+			m[es.TagSourceWorkloadNamespace] = "%REQ(x-weft-source-namespace)%"
+			m[es.TagDestinationService] = "%REQ(x-weft-destination-service)%"
 			m[es.TagSourcePrincipal] = "%DOWNSTREAM_PEER_URI_SAN%"
 			m[es.TagConnectionSecurityPolicy] = es.SecurityMutualTLS
 		}
@@ -184,7 +161,7 @@ func TestRequestMetricsConfig(t *testing.T) {
 	tcp := func(m map[string]string, service string) map[string]string {
 		out := map[string]string{}
 		for k, v := range m {
-			if !strings.HasPrefix(v, "%DYNAMIC_METADATA") {
+			if !strings.HasPrefix(v, "%REQ(") {
 				out[k] = v
 			} else {
 				out[k] = unknown
@@ -208,11 +185,11 @@ func TestRequestMetricsConfig(t *testing.T) {
 		}
 	}
 
-	// The client side: no logger, no filter, three request headers on
-	// the route table.
+	// The client side: no logger, three request headers on the route
+	// table.
 	out := chains["outbound|9080||"+host]
-	if len(out.tags) != 0 || len(out.rules) != 0 {
-		t.Errorf("outbound chain records %v or reads headers %v; only the server's sidecar does", out.tags, out.rules)
+	if len(out.tags) != 0 {
+		t.Errorf("outbound chain records %v; only the server's sidecar does", out.tags)
 	}
 	rds := routeTable(t, res, "outbound|9080||"+host)
 	if diff := cmp.Diff(map[string]string{
@@ -226,21 +203,26 @@ func TestRequestMetricsConfig(t *testing.T) {
 		t.Errorf("outbound route adds response headers %v", got)
 	}
 
+	// mTLS: the client's headers reach the logger and the app, with
+	// defaults where it sent none; plaintext: dropped.
 	mtls, plain := chains["inbound|9080||mtls"], chains["inbound|9080||plaintext"]
 	if diff := cmp.Diff(map[string]string{
-		"request:" + generator.HeaderSourceWorkload:     "source_workload= missing source_workload=unknown remove",
-		"request:" + generator.HeaderSourceNamespace:    "source_workload_namespace= missing source_workload_namespace=unknown remove",
-		"request:" + generator.HeaderDestinationService: "destination_service= missing destination_service=" + host + " remove",
-	}, mtls.rules); diff != "" {
-		t.Errorf("inbound mTLS header rules (-want +got):\n%s", diff)
+		generator.HeaderSourceWorkload:     unknown,
+		generator.HeaderSourceNamespace:    unknown,
+		generator.HeaderDestinationService: host,
+	}, mtls.defaults); diff != "" {
+		t.Errorf("inbound mTLS header defaults (-want +got):\n%s", diff)
+	}
+	if got := mtls.route.GetRequestHeadersToRemove(); len(got) != 0 {
+		t.Errorf("mTLS chain drops %v", got)
 	}
 	for name, c := range map[string]chainMetrics{"mtls": mtls, "plaintext": plain} {
 		if got := c.route.GetResponseHeadersToAdd(); len(got) != 0 {
 			t.Errorf("inbound %s chain answers with headers %v: the server's workload is not told to callers", name, got)
 		}
 	}
-	if len(plain.rules) != 0 {
-		t.Errorf("plaintext chain reads headers %v", plain.rules)
+	if len(plain.defaults) != 0 {
+		t.Errorf("plaintext chain adds headers %v", plain.defaults)
 	}
 	if diff := cmp.Diff(exchange, plain.route.GetRequestHeadersToRemove()); diff != "" {
 		t.Errorf("plaintext chain drops (-want +got):\n%s", diff)
@@ -277,8 +259,9 @@ func requestMetricsWorld(opts generator.Options, telemetries ...*model.Telemetry
 
 // TestRequestMetricsSwitch: the server side follows its namespace's
 // Telemetry over the root namespace's over the flag; the client's request
-// headers follow the root namespace's over the flag only. Wherever the
-// server does not record, its sidecar still drops the headers.
+// headers follow the root namespace's over the flag only. Whether the
+// server records or not, its plaintext chains drop the headers and its
+// mTLS chains pass them on.
 func TestRequestMetricsSwitch(t *testing.T) {
 	off, on := model.Some(true), model.Some(false)
 	flagOff := generator.Options{Telemetry: generator.Telemetry{RequestMetricsDisabled: true}}
@@ -331,8 +314,8 @@ func TestRequestMetricsSwitch(t *testing.T) {
 }
 
 // checkChainSwitch: outbound chains never record; inbound chains record
-// (one stats logger; the header filter on mTLS HTTP chains) exactly when
-// record, and HTTP chains that do not read the headers drop them.
+// (one stats logger; header defaults on mTLS HTTP chains) exactly when
+// record, and plaintext HTTP chains drop the headers.
 func checkChainSwitch(t *testing.T, listener string, fc *listenerv3.FilterChain, record bool) {
 	t.Helper()
 	m := metricsOf(t, fc)
@@ -345,17 +328,14 @@ func checkChainSwitch(t *testing.T, listener string, fc *listenerv3.FilterChain,
 		t.Errorf("%s: %d stats loggers, want %d", fc.GetName(), len(m.tags), wantLoggers)
 	}
 	if !inbound || m.route == nil {
-		if len(m.rules) != 0 {
-			t.Errorf("%s reads headers %v", fc.GetName(), m.rules)
-		}
 		return
 	}
-	reads := record && fc.GetTransportSocket() != nil
-	if reads != (len(m.rules) != 0) {
-		t.Errorf("%s: header rules %v, want them: %v", fc.GetName(), m.rules, reads)
+	mtls := fc.GetTransportSocket() != nil
+	if reads := record && mtls; reads != (len(m.defaults) != 0) {
+		t.Errorf("%s: header defaults %v, want them: %v", fc.GetName(), m.defaults, reads)
 	}
 	var drops []string
-	if !reads {
+	if !mtls {
 		drops = exchange
 	}
 	if diff := cmp.Diff(drops, m.route.GetRequestHeadersToRemove()); diff != "" {
@@ -364,9 +344,10 @@ func checkChainSwitch(t *testing.T, listener string, fc *listenerv3.FilterChain,
 }
 
 // TestRequestMetricsGolden pins the config with request metrics off:
-// mesh-wide by the flag (no headers, no loggers, the server drops headers
-// a client may still send), and in one namespace by its Telemetry (its
-// sidecar records nothing and drops the headers its clients keep sending).
+// mesh-wide by the flag (no headers, no loggers, the server's plaintext
+// chains drop headers a caller may still send), and in one namespace by
+// its Telemetry (its sidecar records nothing; the headers its clients keep
+// sending reach the app over mTLS only).
 func TestRequestMetricsGolden(t *testing.T) {
 	envoy, haveEnvoy := envoytest.Binary()
 	for name, w := range map[string]world{
@@ -409,7 +390,7 @@ func TestInboundServiceAmbiguous(t *testing.T) {
 				t.Errorf("plaintext destination_service = %q, want unknown", got)
 			}
 		case "inbound|9080||mtls":
-			if got := m.rules["request:"+generator.HeaderDestinationService]; !strings.Contains(got, "missing destination_service="+es.Unknown+" ") {
+			if got := m.defaults[generator.HeaderDestinationService]; got != es.Unknown {
 				t.Errorf("mTLS default destination_service: %q, want unknown", got)
 			}
 		}
