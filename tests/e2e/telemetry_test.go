@@ -213,7 +213,7 @@ func TestTelemetry(t *testing.T) {
 			"httpbin's requests as meshctl dashboard reads them")
 		h, err := echoHeaders(ctx, curl, "http://httpbin:8000/headers")
 		require.NoError(t, err)
-		noWeftHeaders(t, h)
+		wantWeftHeaders(t, h, ns, "httpbin")
 	})
 
 	t.Run("a traced request has spans from both sidecars in one trace", func(t *testing.T) {
@@ -294,10 +294,10 @@ func TestTelemetry(t *testing.T) {
 			break
 		}
 		// curl's sidecar keeps sending the headers (they follow the
-		// mesh-wide setting); httpbin's drops them all the same.
+		// mesh-wide setting), and httpbin sees them as with recording on.
 		h, err := echoHeaders(ctx, curl, "http://httpbin:8000/headers")
 		require.NoError(t, err)
-		noWeftHeaders(t, h)
+		wantWeftHeaders(t, h, ns, "httpbin")
 	})
 }
 
@@ -321,12 +321,22 @@ func dashboardServed(t *testing.T, from corev1.Pod, servers []corev1.Pod, svc da
 	return sum
 }
 
-// noWeftHeaders: the server app saw none of the headers sidecars exchange.
-func noWeftHeaders(t *testing.T, h map[string][]string) {
+// wantWeftHeaders: the server app saw exactly the three headers the
+// client's sidecar sets on mTLS requests, naming curl and the Service
+// it addressed (the app sees them whether its namespace records or not).
+func wantWeftHeaders(t *testing.T, h map[string][]string, ns, service string) {
 	t.Helper()
+	got := map[string]string{}
 	for k, v := range h {
-		assert.False(t, strings.HasPrefix(strings.ToLower(k), "x-weft-"), "httpbin got %s: %v", k, v)
+		if k = strings.ToLower(k); strings.HasPrefix(k, "x-weft-") {
+			got[k] = strings.Join(v, ",")
+		}
 	}
+	assert.Len(t, got, 3, "x-weft-* headers httpbin got: %v", got)
+	assert.Equal(t, "curl", got["x-weft-source-workload"], "httpbin's x-weft-source-workload")
+	assert.Equal(t, ns, got["x-weft-source-namespace"], "httpbin's x-weft-source-namespace")
+	assert.True(t, strings.HasPrefix(got["x-weft-destination-service"], service+"."+ns+".svc."),
+		"httpbin's x-weft-destination-service: %q", got["x-weft-destination-service"])
 }
 
 // proxyNodes are the nodes with a ready weft-proxy: each must report a sync.
