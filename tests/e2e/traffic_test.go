@@ -315,6 +315,16 @@ func TestTrafficRouting(t *testing.T) {
     backendRefs: [{name: no-such-service, port: 9080}]
 `))
 		waitCondition(t, ns, "reviews-missing", "ResolvedRefs", metav1.ConditionFalse, "not found")
+		// The status is written when pilot translates the route, before
+		// curl's sidecar has the config: until then /missing reaches
+		// reviews, which answers 404.
+		waitFor(t, "the missing backend's route in force", 30*time.Second, func() error {
+			s, err := send(ctx, curl, 1, 1, "http://reviews:9080/missing")
+			if err == nil && s.Codes["500"] != 1 {
+				err = fmt.Errorf("codes %v", s.Codes)
+			}
+			return err
+		})
 		s, err := send(ctx, curl, 5, 1, "http://reviews:9080/missing")
 		require.NoError(t, err)
 		t.Logf("missing backend: codes %v", s.Codes)
