@@ -98,18 +98,7 @@ func ParsePodStats(text []byte) (*PodStats, error) {
 		default:
 			continue // Envoy's own clusters (xDS, SDS, agent)
 		}
-		if s.Name == metricRequests {
-			c.Requests += s.Value
-			if strings.HasPrefix(s.Labels[labelCode], "5") {
-				c.Errors += s.Value
-			}
-			continue
-		}
-		le, err := parseValue(s.Labels[labelLE])
-		if err != nil {
-			continue
-		}
-		c.addBucket(le, s.Value)
+		c.addSample(s, metricRequests, labelCode)
 	}
 	return ps, nil
 }
@@ -127,9 +116,15 @@ func (ps *PodStats) addServed(s Sample) {
 		c = &Counts{}
 		ps.Served[svc] = c
 	}
-	if s.Name == metricServed {
+	c.addSample(s, metricServed, envoystats.TagResponseCode)
+}
+
+// addSample adds a sample to c: of the request counter named requests
+// (5xx by the response code in label code), else a duration bucket.
+func (c *Counts) addSample(s Sample, requests, code string) {
+	if s.Name == requests {
 		c.Requests += s.Value
-		if strings.HasPrefix(s.Labels[envoystats.TagResponseCode], "5") {
+		if strings.HasPrefix(s.Labels[code], "5") {
 			c.Errors += s.Value
 		}
 		return

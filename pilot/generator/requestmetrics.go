@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	statsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stats/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -164,18 +163,6 @@ func env(name string) string { return "%ENVIRONMENT(" + name + ")%" }
 
 // requestHeader is the value of a request header, "-" if it is missing.
 func requestHeader(name string) string { return "%REQ(" + name + ")%" }
-
-func overwrite(key, value string) *corev3.HeaderValueOption {
-	return setHeader(key, value, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)
-}
-
-func addIfAbsent(key, value string) *corev3.HeaderValueOption {
-	return setHeader(key, value, corev3.HeaderValueOption_ADD_IF_ABSENT)
-}
-
-func setHeader(key, value string, action corev3.HeaderValueOption_HeaderAppendAction) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: key, Value: value}, AppendAction: action}
-}
 
 // applyOutboundRequestMetrics adds the source side to a Service's freshly
 // built outbound config when the mesh-wide setting (the root namespace's

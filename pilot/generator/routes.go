@@ -198,20 +198,26 @@ func stringMatcher(t model.MatchType, v string) *matcherv3.StringMatcher {
 	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: v}}
 }
 
+func overwrite(key, value string) *corev3.HeaderValueOption {
+	return setHeader(key, value, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD)
+}
+
+func addIfAbsent(key, value string) *corev3.HeaderValueOption {
+	return setHeader(key, value, corev3.HeaderValueOption_ADD_IF_ABSENT)
+}
+
+func setHeader(key, value string, action corev3.HeaderValueOption_HeaderAppendAction) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: key, Value: value}, AppendAction: action}
+}
+
 // headerOptions are a modifier's set (overwrite) and add (append) headers.
 func headerOptions(h *model.HeaderModifier) []*corev3.HeaderValueOption {
 	var out []*corev3.HeaderValueOption
 	for _, s := range h.Set {
-		out = append(out, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: s.Name, Value: s.Value},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
+		out = append(out, overwrite(s.Name, s.Value))
 	}
 	for _, a := range h.Add {
-		out = append(out, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: a.Name, Value: a.Value},
-			AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
-		})
+		out = append(out, setHeader(a.Name, a.Value, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD))
 	}
 	return out
 }
